@@ -1,0 +1,313 @@
+"""The bundle format: one immutable directory per trained version.
+
+Layout of ``<root>/<version>/``::
+
+    manifest.json              BundleManifest (schema version, counts, vocabularies, checksums)
+    items.npy                  item ids, index order = the item vocabulary for every other array
+    item_category.npy          int32 index into manifest.categories
+    item_markets.npy           uint8 bit set (little bit order) over manifest.markets; all ones
+                               when the catalogue does not restrict markets
+    item_sensitive.npy         bool
+    item_in_stock.npy          bool
+    item_price.npy             float32 current price (NaN when unknown)
+    item_list_price.npy        float32 usual price (NaN when unknown)
+    neighbours_idx.npy         int32 (n_items, K) item-to-item neighbours, -1 padded, best first
+    neighbours_score.npy       float32 (n_items, K)
+    neighbours_source.npy      uint8 (n_items, K) index into NEIGHBOUR_SOURCES
+    popular_idx.npy            int32 (1 + n_markets, P): row 0 overall, row 1+m market m
+    popular_score.npy          float32 (1 + n_markets, P)
+    item_factors.npy           float32 (n_items, f) ALS item factors (zeros: item unseen)
+    item_factors.faiss         FAISS inner-product index over item_factors (ids = item index)
+    profiles/part-NNNNN.msgpack  batch profiles (list[ProfileRecord]), for seeding a store
+
+``<root>/current`` is a symlink to the version being served. A bundle is written into a hidden
+temporary directory, checksummed, renamed into place and only then (optionally) made current, so
+a failed or interrupted run never leaves a half-written bundle where a reader could find it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import msgspec
+import numpy as np
+
+from artifacts.profiles import ProfileRecord
+from artifacts.vocabulary import Vocabulary
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+CURRENT_LINK = "current"
+PROFILES_DIR = "profiles"
+NEIGHBOUR_SOURCES = ("co_purchase", "als")
+
+#: Arrays every bundle carries, with the dtype the reader insists on.
+ARRAYS: dict[str, str] = {
+    "items": "U",
+    "item_category": "int32",
+    "item_markets": "uint8",
+    "item_sensitive": "bool",
+    "item_in_stock": "bool",
+    "item_price": "float32",
+    "item_list_price": "float32",
+    "neighbours_idx": "int32",
+    "neighbours_score": "float32",
+    "neighbours_source": "uint8",
+    "popular_idx": "int32",
+    "popular_score": "float32",
+    "item_factors": "float32",
+}
+FAISS_FILES = ("item_factors.faiss",)
+
+
+class BundleError(Exception):
+    """A bundle is missing, incomplete, corrupt or of an unsupported schema version."""
+
+
+class FileEntry(msgspec.Struct, frozen=True):
+    bytes: int
+    sha256: str
+
+
+class BundleManifest(msgspec.Struct, kw_only=True):
+    """Everything a reader needs to know about a bundle besides its arrays.
+
+    New fields must always get defaults so older readers and newer writers stay compatible.
+    """
+
+    schema_version: int
+    version: str
+    created_at: str
+    dataset: str
+    data_start: str | None = None
+    data_end: str | None = None
+    counts: dict[str, int] = {}
+    markets: list[str] = []
+    categories: list[str] = []
+    config: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    files: dict[str, FileEntry] = {}
+
+
+def new_version(now: dt.datetime | None = None) -> str:
+    """A sortable, unique bundle version: UTC timestamp plus a short random suffix."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BundleWriter:
+    """Writes one bundle aside, then moves it into place in one rename.
+
+    Use as a context manager: leaving the block with an exception removes the temporary
+    directory and leaves ``root`` exactly as it was.
+    """
+
+    def __init__(self, root: Path | str, version: str | None = None):
+        self.root = Path(root)
+        self.version = version or new_version()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.root / f".tmp-{self.version}-{os.getpid()}"
+        self.tmp.mkdir()
+        self._profile_parts = 0
+        self.path: Path | None = None
+
+    def __enter__(self) -> BundleWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self.path is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def add_array(self, name: str, array: np.ndarray) -> None:
+        expected = ARRAYS.get(name)
+        if expected is None:
+            raise ValueError(f"unknown bundle array {name!r}")
+        if expected == "U":
+            array = np.asarray(array, dtype=np.str_)
+        else:
+            array = np.ascontiguousarray(array, dtype=expected)
+        np.save(self.tmp / f"{name}.npy", array, allow_pickle=False)
+
+    def add_faiss(self, name: str, index: faiss.Index) -> None:
+        if name not in FAISS_FILES:
+            raise ValueError(f"unknown bundle index {name!r}")
+        faiss.write_index(index, str(self.tmp / name))
+
+    def add_profiles(self, records: list[ProfileRecord]) -> None:
+        """Append one part of batch profiles (call repeatedly to bound memory)."""
+        folder = self.tmp / PROFILES_DIR
+        folder.mkdir(exist_ok=True)
+        part = folder / f"part-{self._profile_parts:05d}.msgpack"
+        part.write_bytes(msgspec.msgpack.encode(records))
+        self._profile_parts += 1
+
+    def commit(self, manifest: BundleManifest) -> Path:
+        """Checksum every file, write the manifest and rename the bundle into place."""
+        missing = [n for n in ARRAYS if not (self.tmp / f"{n}.npy").exists()]
+        missing += [n for n in FAISS_FILES if not (self.tmp / n).exists()]
+        if missing:
+            raise BundleError(f"bundle {self.version} is missing {', '.join(missing)}")
+        files = {}
+        for path in sorted(p for p in self.tmp.rglob("*") if p.is_file()):
+            rel = path.relative_to(self.tmp).as_posix()
+            files[rel] = FileEntry(bytes=path.stat().st_size, sha256=_sha256(path))
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+        manifest.schema_version = SCHEMA_VERSION
+        manifest.version = self.version
+        manifest.files = files
+        (self.tmp / MANIFEST_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+        final = self.root / self.version
+        os.rename(self.tmp, final)
+        _fsync_dir(self.root)
+        self.path = final
+        return final
+
+
+def publish(root: Path | str, version: str) -> None:
+    """Atomically point ``<root>/current`` at ``version`` (which must already be committed)."""
+    root = Path(root)
+    if not (root / version / MANIFEST_FILE).exists():
+        raise BundleError(f"cannot publish {version}: no committed bundle at {root / version}")
+    tmp_link = root / f".current-{uuid.uuid4().hex[:8]}"
+    os.symlink(version, tmp_link)
+    os.replace(tmp_link, root / CURRENT_LINK)
+    _fsync_dir(root)
+
+
+def resolve(path: Path | str) -> Path:
+    """The concrete bundle directory for ``path``.
+
+    ``path`` may be a bundle directory, a bundles root (its ``current`` is used) or the
+    ``current`` link itself.
+    """
+    path = Path(path)
+    if (path / CURRENT_LINK).exists() and not (path / MANIFEST_FILE).exists():
+        path = path / CURRENT_LINK
+    if not path.exists():
+        raise BundleError(f"no bundle at {path}: train one first (python -m training train --help)")
+    return path.resolve()
+
+
+def read_manifest(bundle_dir: Path) -> BundleManifest:
+    try:
+        manifest = msgspec.json.decode((bundle_dir / MANIFEST_FILE).read_bytes(), type=BundleManifest)
+    except FileNotFoundError:
+        raise BundleError(f"{bundle_dir} has no {MANIFEST_FILE}: not a bundle or not committed")
+    except msgspec.DecodeError as exc:
+        raise BundleError(f"{bundle_dir / MANIFEST_FILE} is corrupt: {exc}") from exc
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise BundleError(
+            f"{bundle_dir} has bundle schema {manifest.schema_version}, this code reads "
+            f"{SCHEMA_VERSION}: retrain or upgrade"
+        )
+    return manifest
+
+
+class Bundle:
+    """A loaded bundle: memory-mapped arrays, the item vocabulary and the FAISS index.
+
+    Opening verifies the manifest's schema version and every file's size and checksum, so a
+    partial or corrupt bundle is refused before anything is served from it.
+    """
+
+    def __init__(self, path: Path, manifest: BundleManifest, arrays: dict[str, np.ndarray],
+                 item_index: faiss.Index):
+        self.path = path
+        self.manifest = manifest
+        self.arrays = arrays
+        self.item_index = item_index
+        self.items = Vocabulary.from_array(arrays["items"])
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    @classmethod
+    def open(cls, path: Path | str, *, verify: bool = True) -> Bundle:
+        bundle_dir = resolve(path)
+        manifest = read_manifest(bundle_dir)
+        if verify:
+            verify_files(bundle_dir, manifest)
+        arrays = {}
+        for name, dtype in ARRAYS.items():
+            try:
+                array = np.load(bundle_dir / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise BundleError(f"{bundle_dir}: cannot read {name}.npy: {exc}") from exc
+            if dtype != "U" and array.dtype != np.dtype(dtype):
+                raise BundleError(f"{bundle_dir}: {name}.npy has dtype {array.dtype}, not {dtype}")
+            arrays[name] = array
+        index = faiss.read_index(str(bundle_dir / "item_factors.faiss"), faiss.IO_FLAG_MMAP)
+        return cls(bundle_dir, manifest, arrays, index)
+
+    def profile_records(self) -> Iterator[ProfileRecord]:
+        """Stream the batch profiles stored with the bundle, one part file at a time."""
+        decoder = msgspec.msgpack.Decoder(list[ProfileRecord])
+        for part in sorted((self.path / PROFILES_DIR).glob("part-*.msgpack")):
+            yield from decoder.decode(part.read_bytes())
+
+
+def verify_files(bundle_dir: Path, manifest: BundleManifest) -> None:
+    """Raise :class:`BundleError` unless every file listed in the manifest is intact."""
+    if not manifest.files:
+        raise BundleError(f"{bundle_dir}: manifest lists no files")
+    for rel, entry in manifest.files.items():
+        path = bundle_dir / rel
+        if not path.is_file():
+            raise BundleError(f"{bundle_dir}: {rel} is missing")
+        if path.stat().st_size != entry.bytes:
+            raise BundleError(f"{bundle_dir}: {rel} has {path.stat().st_size} bytes, "
+                              f"manifest says {entry.bytes}")
+        if _sha256(path) != entry.sha256:
+            raise BundleError(f"{bundle_dir}: {rel} does not match its checksum")
+
+
+def list_versions(root: Path | str) -> list[str]:
+    """Committed bundle versions under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and not p.is_symlink()
+                  and (p / MANIFEST_FILE).exists())
+
+
+def iter_chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split an iterable into lists of at most ``size`` elements."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

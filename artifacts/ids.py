@@ -1,0 +1,16 @@
+"""Rules for external ids (customers, sessions, items, markets) shared by trainer and service.
+
+Ids end up inside Redis keys with a hash tag (``{<user_id>}``), in URLs and in log lines, so they
+are restricted to a conservative alphabet: no braces, whitespace or control characters.
+"""
+
+import re
+
+MAX_ID_LENGTH = 128
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def is_valid_id(value: str) -> bool:
+    """True when ``value`` may be used as an external id anywhere in the system."""
+    return bool(_ID_RE.match(value))

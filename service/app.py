@@ -1,0 +1,70 @@
+"""Application factory: ``create_app(settings, *, bundle=None, store=None)``.
+
+One lifespan opens the profile store and loads the bundle; tests pass their own bundle and
+store instead of patching anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from artifacts.bundle import Bundle
+from service.api.health import HealthController
+from service.api.recommendations import RecommendationController
+from service.catalog import Catalog
+from service.errors import EXCEPTION_HANDLERS
+from service.recommender import Recommender
+from service.settings import Settings
+from service.store import MemoryProfileStore, ProfileStore, RedisProfileStore
+
+log = logging.getLogger("service")
+
+
+def _open_store(settings: Settings, bundle: Bundle) -> ProfileStore:
+    if settings.redis_url:
+        log.info("profile store: redis (prefix %r)", settings.redis_prefix)
+        return RedisProfileStore(settings.redis_url, prefix=settings.redis_prefix,
+                                 timeout_s=settings.redis_timeout_ms / 1000,
+                                 retry_after_s=settings.redis_retry_after_s)
+    store = MemoryProfileStore(bundle.profile_records(), prefix=settings.redis_prefix)
+    log.warning("RECO_REDIS_URL is not set: using the embedded in-process profile store with "
+                "%d profiles from bundle %s (one process only, nothing persists; demo use)",
+                len(store), bundle.version)
+    return store
+
+
+def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None,
+               store: ProfileStore | None = None) -> Litestar:
+    """Build the service. ``bundle`` and ``store`` default to what ``settings`` names."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        loaded = bundle or Bundle.open(settings.bundle_dir, verify=settings.verify_bundle)
+        own_store = store is None
+        profile_store = store or _open_store(settings, loaded)
+        app.state.recommender = Recommender(Catalog(loaded), profile_store,
+                                            default_market=settings.default_market)
+        log.info("serving bundle %s (%s, %d items)", loaded.version, loaded.manifest.dataset,
+                 len(loaded.items))
+        try:
+            yield
+        finally:
+            if own_store:
+                await profile_store.close()
+
+    return Litestar(
+        route_handlers=[RecommendationController, HealthController],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Fashion recommendation and personalisation service", version="1.0.0",
+            description="Recommendations, similar items and more for fashion e-commerce. "
+                        "Every item carries its source; degraded answers say so."),
+        debug=False,
+    )

@@ -1,0 +1,45 @@
+"""Service configuration: one typed Struct, read once from the environment, passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX = "RECO_"
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every setting, its environment variable (``RECO_`` + upper-case name) and default."""
+
+    bundle_dir: str = "artifacts/bundles"
+    """Bundle directory, or a bundles root whose ``current`` link is served."""
+    redis_url: str | None = None
+    """Profile store; unset runs the embedded in-process store (one process, demo only)."""
+    redis_prefix: str = "reco"
+    """Prefix of every Redis key, so several deployments or test runs can share a server."""
+    redis_timeout_ms: Annotated[float, Meta(gt=0, le=10_000)] = 50.0
+    """Socket timeout per Redis call; past it the answer degrades instead of waiting."""
+    redis_retry_after_s: Annotated[float, Meta(ge=0, le=600)] = 1.0
+    """After a Redis failure, skip Redis for this long (answers are marked degraded)."""
+    default_market: str | None = None
+    """Market for requests that name none and customers whose profile has none."""
+    default_n: Annotated[int, Meta(ge=1, le=100)] = 12
+    max_n: Annotated[int, Meta(ge=1, le=1000)] = 100
+    verify_bundle: bool = True
+    """Check every bundle file's checksum at load (refuses corrupt or partial bundles)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Settings from ``RECO_*`` variables (strings are converted and validated)."""
+        environ = os.environ if environ is None else environ
+        raw: dict[str, str] = {}
+        for name in cls.__struct_fields__:
+            value = environ.get(ENV_PREFIX + name.upper())
+            if value is not None and value != "":
+                raw[name] = value
+        raw.update(overrides)
+        return msgspec.convert(raw, cls, strict=False)

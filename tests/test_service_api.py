@@ -1,0 +1,176 @@
+"""The HTTP API, through Litestar's test client against an app built with test arguments."""
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from service.app import create_app
+from service.settings import Settings
+from service.store import MemoryProfileStore, RedisProfileStore
+from training.redis_push import push_profiles
+
+
+@pytest.fixture
+def profiles(demo_bundle):
+    return {r.user_id: r.profile for r in demo_bundle.profile_records()}
+
+
+@pytest.fixture
+async def client(demo_bundle):
+    app = create_app(Settings(), bundle=demo_bundle,
+                     store=MemoryProfileStore(demo_bundle.profile_records()))
+    async with AsyncTestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def redis_client(demo_bundle, redis_url, redis_prefix):
+    """The app on real Redis, profiles loaded the way the trainer loads them."""
+    push_profiles(demo_bundle.profile_records(), redis_url, prefix=redis_prefix, progress=False)
+    store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    app = create_app(Settings(), bundle=demo_bundle, store=store)
+    async with AsyncTestClient(app) as c:
+        yield c
+    await store.close()
+
+
+def _known_user(profiles):
+    return next(u for u, p in profiles.items() if len(p.purchased) >= 3 and p.market)
+
+
+async def test_for_you_excludes_purchases_and_carries_sources(redis_client, profiles):
+    user = _known_user(profiles)
+    r = await redis_client.get(f"/v1/users/{user}/recommendations", params={"n": 20})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["source"] == "personal" and body["degraded"] is False
+    assert body["market"] == profiles[user].market
+    assert len(body["items"]) == 20
+    ids = [i["item_id"] for i in body["items"]]
+    assert len(set(ids)) == len(ids)
+    assert not set(ids) & set(profiles[user].purchased)
+    for item in body["items"]:
+        assert set(item) >= {"item_id", "score", "source"}
+    assert ids[:5] == [c for c in profiles[user].candidates if c not in profiles[user].purchased][:5]
+
+
+async def test_market_filter_only_returns_items_sold_there(client, demo_bundle, profiles):
+    import numpy as np
+
+    from service.catalog import Catalog
+
+    catalog = Catalog(demo_bundle)
+    market = catalog.markets[0]
+    user = _known_user(profiles)
+    r = await client.get(f"/v1/users/{user}/recommendations", params={"n": 50, "market": market})
+    assert r.status_code == 200
+    available = catalog.available(catalog.market_row(market))
+    assert all(available[demo_bundle.items.index(i["item_id"])] for i in r.json()["items"])
+    restricted = int((np.frombuffer(available, np.uint8) == 0).sum())
+    assert restricted > 0, "the demo shop should have items not sold in some market"
+
+
+async def test_unknown_user_gets_popular_in_market(client, demo_bundle):
+    market = demo_bundle.manifest.markets[1]
+    r = await client.get("/v1/users/stranger-42/recommendations", params={"market": market})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["source"] == "popular_market" and body["market"] == market
+    assert len(body["items"]) == 12
+    assert {i["source"] for i in body["items"]} == {"popular_market"}
+    assert "unknown customer" in body["notes"][0]
+
+
+async def test_similar_items(client, demo_bundle):
+    item = demo_bundle.items.id(int(demo_bundle["neighbours_idx"][:, 0].argmax()))
+    idx = demo_bundle.items.index(item)
+    r = await client.get(f"/v1/items/{item}/similar", params={"n": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["item_id"] == item and len(body["items"]) == 5
+    expected = [demo_bundle.items.id(i) for i in demo_bundle["neighbours_idx"][idx] if i >= 0][:5]
+    assert [i["item_id"] for i in body["items"]][:2] == expected[:2]
+    assert item not in [i["item_id"] for i in body["items"]]
+
+
+async def test_similar_personalised_leaves_out_purchases(client, profiles, demo_bundle):
+    user = _known_user(profiles)
+    item = profiles[user].purchased[0]
+    r = await client.get(f"/v1/items/{item}/similar", params={"n": 30, "user_id": user})
+    assert r.status_code == 200
+    assert not {i["item_id"] for i in r.json()["items"]} & set(profiles[user].purchased)
+
+
+async def test_unknown_item_is_404_with_message(client):
+    r = await client.get("/v1/items/no-such-item/similar")
+    assert r.status_code == 404
+    body = r.json()
+    assert body["error"] == "not_found" and "no-such-item" in body["detail"]
+
+
+@pytest.mark.parametrize("path,params,field", [
+    ("/v1/users/u1/recommendations", {"n": 0}, "n"),
+    ("/v1/users/u1/recommendations", {"n": 101}, "n"),
+    ("/v1/users/u1/recommendations", {"n": "many"}, "n"),
+    ("/v1/users/u1/recommendations", {"market": "a b"}, "market"),
+    ("/v1/users/" + "x" * 200 + "/recommendations", {}, "user_id"),
+    ("/v1/users/bad%7Bid%7D/recommendations", {}, "user_id"),
+    ("/v1/items/i1/similar", {"n": -3}, "n"),
+])
+async def test_bad_parameters_are_400_naming_the_field(client, path, params, field):
+    r = await client.get(path, params=params)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["error"] == "invalid_parameter"
+    assert field in body["detail"]
+
+
+async def test_unknown_market_is_400_listing_known(client, demo_bundle):
+    r = await client.get("/v1/users/u1/recommendations", params={"market": "ZZ"})
+    assert r.status_code == 400
+    assert "ZZ" in r.json()["detail"] and demo_bundle.manifest.markets[0] in r.json()["detail"]
+
+
+async def test_unknown_route_is_json_404(client):
+    r = await client.get("/v2/nothing")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_redis_unreachable_degrades_never_500(demo_bundle, dead_redis_url, profiles):
+    store = RedisProfileStore(dead_redis_url, timeout_s=0.1, retry_after_s=5)
+    app = create_app(Settings(), bundle=demo_bundle, store=store)
+    user = _known_user(profiles)
+    async with AsyncTestClient(app) as c:
+        for _ in range(3):
+            r = await c.get(f"/v1/users/{user}/recommendations", params={"n": 8})
+            assert r.status_code == 200
+            body = r.json()
+            assert body["degraded"] is True and len(body["items"]) == 8
+            assert body["source"] in {"popular", "popular_market"}
+        item = profiles[user].purchased[0]
+        r = await c.get(f"/v1/items/{item}/similar", params={"user_id": user})
+        assert r.status_code == 200 and r.json()["degraded"] is True
+        ready = await c.get("/ready")
+        assert ready.status_code == 503 and ready.json()["store_reachable"] is False
+    await store.close()
+
+
+async def test_health_ready_and_openapi(redis_client, demo_bundle):
+    assert (await redis_client.get("/health")).json() == {"status": "ok"}
+    ready = await redis_client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["bundle_version"] == demo_bundle.version
+    assert ready.json()["store"] == "redis"
+    schema = (await redis_client.get("/schema/openapi.json")).json()
+    assert "/v1/users/{user_id}/recommendations" in schema["paths"]
+    params = schema["paths"]["/v1/users/{user_id}/recommendations"]["get"]["parameters"]
+    n = next(p for p in params if p["name"] == "n")
+    assert n["schema"]["maximum"] == 100
+
+
+async def test_app_loads_bundle_and_embedded_store_from_settings(demo_bundle_root, caplog):
+    app = create_app(Settings(bundle_dir=str(demo_bundle_root)))
+    with caplog.at_level("WARNING"):
+        async with AsyncTestClient(app) as c:
+            r = await c.get("/ready")
+            assert r.status_code == 200 and r.json()["store"] == "memory"
+    assert "embedded in-process profile store" in caplog.text

@@ -1,0 +1,121 @@
+"""From canonical tables to indexed, weighted interactions.
+
+This is where external ids become indices, once: the item vocabulary is the catalogue order
+(every bundle array uses it), the user vocabulary is the sorted set of purchasing customers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from artifacts.vocabulary import Vocabulary
+from training.config import TrainConfig
+from training.data.schema import CanonicalData
+
+log = logging.getLogger(__name__)
+UNCATEGORISED = "uncategorised"
+
+
+@dataclass
+class Interactions:
+    """Indexed training data.
+
+    ``purchases`` keeps one row per purchase with ``user_idx``, ``item_idx``, ``ts``, ``weight``
+    (time-decayed, returns down-weighted) and ``country``; ``matrix`` sums the weights per
+    (user, item) as a CSR matrix of shape (users, items).
+    """
+
+    items: Vocabulary
+    users: Vocabulary
+    markets: Vocabulary
+    categories: Vocabulary
+    item_category: np.ndarray  # int32 per item
+    purchases: pl.DataFrame
+    matrix: sp.csr_matrix
+    user_market: np.ndarray  # int32 per user, -1 when unknown
+    start: dt.datetime
+    end: dt.datetime
+    dropped_unknown_items: int
+
+
+def _market_vocabulary(data: CanonicalData) -> Vocabulary:
+    names: set[str] = set(data.purchases["country"].drop_nulls().unique().to_list())
+    names |= set(data.items["markets"].explode().drop_nulls().unique().to_list())
+    if data.customers is not None:
+        names |= set(data.customers["country"].drop_nulls().unique().to_list())
+    return Vocabulary(sorted(names))
+
+
+def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions:
+    """Index ``data`` and weight its purchases; purchases of items not in the catalogue are
+    dropped (and counted), because nothing could be served about them."""
+    items = Vocabulary(data.items["item_id"].to_list())
+    categories_col = data.items["category"].fill_null(UNCATEGORISED)
+    categories = Vocabulary(sorted(categories_col.unique().to_list()))
+    item_category = np.asarray([categories.index(c) for c in categories_col.to_list()], np.int32)
+    markets = _market_vocabulary(data)
+
+    item_map = pl.DataFrame({"item_id": items.ids, "item_idx": np.arange(len(items), dtype=np.int32)})
+    purchases = data.purchases.join(item_map, on="item_id", how="inner")
+    dropped = data.purchases.height - purchases.height
+    if dropped:
+        log.warning("dropped %d purchase(s) of items missing from the catalogue", dropped)
+    if purchases.height == 0:
+        raise ValueError(f"{data.name}: no purchase refers to an item in the catalogue")
+
+    users = Vocabulary(sorted(purchases["user_id"].unique().to_list()))
+    user_map = pl.DataFrame({"user_id": users.ids, "user_idx": np.arange(len(users), dtype=np.int32)})
+    start = purchases["ts"].min()
+    end = purchases["ts"].max()
+    half_life_us = config.half_life_days * 86_400e6
+    purchases = (
+        purchases.join(user_map, on="user_id", how="inner")
+        .with_columns(
+            age=(pl.lit(end) - pl.col("ts")).dt.total_microseconds().cast(pl.Float64),
+        )
+        .with_columns(
+            weight=(pl.lit(0.5).pow(pl.col("age") / half_life_us)
+                    * pl.when(pl.col("returned").fill_null(False))
+                    .then(config.returned_weight).otherwise(1.0)).cast(pl.Float32)
+        )
+        .select("user_idx", "item_idx", "ts", "weight", "country", "price", "size", "fit",
+                "returned")
+        .sort("user_idx", "ts")
+    )
+    matrix = sp.coo_matrix(
+        (purchases["weight"].to_numpy(), (purchases["user_idx"].to_numpy(),
+                                          purchases["item_idx"].to_numpy())),
+        shape=(len(users), len(items)), dtype=np.float32,
+    ).tocsr()
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+
+    return Interactions(
+        items=items, users=users, markets=markets, categories=categories,
+        item_category=item_category, purchases=purchases, matrix=matrix,
+        user_market=_user_markets(data, users, markets, purchases),
+        start=start, end=end, dropped_unknown_items=dropped,
+    )
+
+
+def _user_markets(data: CanonicalData, users: Vocabulary, markets: Vocabulary,
+                  purchases: pl.DataFrame) -> np.ndarray:
+    """Market per user: the customer table's country, else the most frequent purchase country."""
+    result = np.full(len(users), -1, dtype=np.int32)
+    by_purchase = (purchases.drop_nulls("country").group_by("user_idx", "country").len()
+                   .sort("len", descending=True).unique("user_idx", keep="first"))
+    for uidx, country in zip(by_purchase["user_idx"].to_list(), by_purchase["country"].to_list()):
+        result[uidx] = markets.index(country)
+    if data.customers is not None:
+        known = data.customers.drop_nulls("country")
+        for uid, country in zip(known["user_id"].to_list(), known["country"].to_list()):
+            uidx = users.index(uid)
+            if uidx is not None:
+                result[uidx] = markets.index(country)
+    return result

@@ -1,0 +1,1 @@
+"""Offline models. Each module fits one family and returns plain arrays for the bundle."""
