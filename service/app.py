@@ -40,13 +40,16 @@ def _open_store(settings: Settings, bundle: Bundle) -> ProfileStore:
 
 def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None,
                store: ProfileStore | None = None) -> Litestar:
-    """Build the service. ``bundle`` and ``store`` default to what ``settings`` names."""
+    """Build the service. ``bundle`` and ``store`` default to what ``settings`` names.
+
+    The app owns the store for its lifetime: it is closed when the app shuts down, whether it
+    was passed in or opened here.
+    """
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loaded = bundle or Bundle.open(settings.bundle_dir, verify=settings.verify_bundle)
-        own_store = store is None
         profile_store = store or _open_store(settings, loaded)
         app.state.recommender = Recommender(Catalog(loaded), profile_store,
                                             default_market=settings.default_market)
@@ -55,8 +58,7 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
         try:
             yield
         finally:
-            if own_store:
-                await profile_store.close()
+            await profile_store.close()
 
     return Litestar(
         route_handlers=[RecommendationController, HealthController],
@@ -66,5 +68,6 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
             title="Fashion recommendation and personalisation service", version="1.0.0",
             description="Recommendations, similar items and more for fashion e-commerce. "
                         "Every item carries its source; degraded answers say so."),
+        logging_config=None,  # logging is configured once by the entry point (service.cli)
         debug=False,
     )

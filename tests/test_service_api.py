@@ -30,7 +30,6 @@ async def redis_client(demo_bundle, redis_url, redis_prefix):
     app = create_app(Settings(), bundle=demo_bundle, store=store)
     async with AsyncTestClient(app) as c:
         yield c
-    await store.close()
 
 
 def _known_user(profiles):
@@ -151,7 +150,6 @@ async def test_redis_unreachable_degrades_never_500(demo_bundle, dead_redis_url,
         assert r.status_code == 200 and r.json()["degraded"] is True
         ready = await c.get("/ready")
         assert ready.status_code == 503 and ready.json()["store_reachable"] is False
-    await store.close()
 
 
 async def test_health_ready_and_openapi(redis_client, demo_bundle):

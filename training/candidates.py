@@ -34,9 +34,13 @@ class CandidateBlock:
     sources: np.ndarray  # uint8 (len(users), k) index into SOURCES
 
 
-def _row_scale(block: np.ndarray) -> np.ndarray:
+def _scale_rows(block: np.ndarray) -> np.ndarray:
+    """Scale each row to a maximum of 1 in place (rows without a positive value stay as-is)."""
     top = block.max(axis=1, keepdims=True)
-    return np.divide(block, top, out=np.zeros_like(block), where=top > 0)
+    np.divide(1.0, top, out=top, where=top > 0)
+    top[top <= 0] = 0.0
+    block *= top
+    return block
 
 
 def score_candidates(
@@ -63,31 +67,43 @@ def score_candidates(
     k = min(config.candidates, cols.size)
     if k == 0:
         raise ValueError("no active items to recommend: check active_days and in_stock")
-    sim_cols = similarity[:, cols].tocsr()
-    item_f = np.ascontiguousarray(item_factors[cols])
-    pop_cols = popularity[:, cols]
-    sold_cols = sold_in[:, cols]
+    position = np.full(weights.shape[1], -1, dtype=np.int64)  # item index -> column
+    position[cols] = np.arange(cols.size)
+    sim_cols = similarity[:, cols].tocsr().astype(np.float32)
+    item_f = np.ascontiguousarray(item_factors[cols], dtype=np.float32)
+    pop_cols = _scale_rows(np.ascontiguousarray(popularity[:, cols], dtype=np.float32))
+    sold_cols = np.ascontiguousarray(sold_in[:, cols])
+    restricted = not sold_cols.all()
     chunk = max(64, min(config.chunk_users, int(2e7 // max(cols.size, 1))))
-    w_knn, w_als, w_pop = config.weight_itemknn, config.weight_als, config.weight_popularity
+    w_knn, w_als, w_pop = (np.float32(config.weight_itemknn), np.float32(config.weight_als),
+                           np.float32(config.weight_popularity))
 
     for start in range(0, n_users, chunk):
         users = np.arange(start, min(start + chunk, n_users))
-        knn = _row_scale(np.asarray((weights[users] @ sim_cols).todense(), dtype=np.float32))
+        rows = user_market[users] + 1  # -1 (unknown) -> row 0 (overall)
+        knn = _scale_rows((weights[users] @ sim_cols).toarray())
         als = user_factors[users] @ item_f.T
         np.maximum(als, 0, out=als)
-        als = _row_scale(als)
-        rows = user_market[users] + 1  # -1 (unknown) -> row 0 (overall)
-        pop = _row_scale(pop_cols[rows])
-        parts = np.stack([w_knn * knn, w_als * als, w_pop * pop])
-        total = parts.sum(axis=0)
-        excluded = np.asarray(bought[users][:, cols].todense() > 0) | ~sold_cols[rows]
-        total[excluded] = -np.inf
+        _scale_rows(als)
+        pop = pop_cols[rows]
+        knn *= w_knn
+        als *= w_als
+        pop *= w_pop
+        total = knn + als
+        total += pop
+        # exclusions: what each customer bought, and what is not sold in their market
+        sub = bought[users].tocoo()
+        pos = position[sub.col]
+        total[sub.row[pos >= 0], pos[pos >= 0]] = -np.inf
+        if restricted:
+            total[~sold_cols[rows]] = -np.inf
         top = np.argpartition(-total, k - 1, axis=1)[:, :k]
         top_scores = np.take_along_axis(total, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
         top_scores = np.take_along_axis(top_scores, order, axis=1)
-        source = np.take_along_axis(parts.argmax(axis=0), top, axis=1).astype(np.uint8)
+        parts = np.stack([np.take_along_axis(part, top, axis=1) for part in (knn, als, pop)])
+        source = parts.argmax(axis=0).astype(np.uint8)
         items = cols[top]
         invalid = ~np.isfinite(top_scores) | (top_scores <= 0)
         items[invalid] = -1

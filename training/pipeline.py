@@ -123,6 +123,7 @@ def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.Dat
     hist_last = [t.isoformat() for t in history["last"].to_list()]
     bar = tqdm(total=len(inter.users), desc="profiles", unit="user", disable=not progress)
     for block in blocks:
+        scores = np.round(block.scores, 5).astype(np.float64)
         for row, u in enumerate(block.users.tolist()):
             valid = block.items[row] >= 0
             m = int(inter.user_market[u])
@@ -130,7 +131,7 @@ def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.Dat
                 bundle_version=version,
                 market=markets[m] if m >= 0 else None,
                 candidates=[ids[i] for i in block.items[row][valid].tolist()],
-                scores=[round(s, 5) for s in block.scores[row][valid].tolist()],
+                scores=scores[row][valid].tolist(),
                 sources=[SOURCES[s] for s in block.sources[row][valid].tolist()],
                 purchased=[ids[i] for i in hist_items[u]],
                 factors=factors.users[u].tobytes(),

@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics and time-based splits."""
