@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from artifacts.ids import MAX_ID_LENGTH
+from artifacts.ids import ID_PATTERN, MAX_ID_LENGTH
 
 
 class DataError(ValueError):
@@ -108,12 +108,7 @@ def conform(df: pl.DataFrame, spec: dict[str, Column], source: str) -> pl.DataFr
         if src == pl.Null:
             exprs.append(pl.col(col.name).cast(col.dtype))
             continue
-        try:
-            df.select(pl.col(col.name).cast(col.dtype, strict=True))
-        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-            raise DataError(f"{source}: column {col.name!r} has type {src}, expected "
-                            f"{col.dtype} ({str(exc).splitlines()[0]})") from None
-        exprs.append(pl.col(col.name).cast(col.dtype, strict=True))
+        exprs.append(_converted(df, col, src, source))
     out = df.select(exprs)
     for col in spec.values():
         if col.nullable:
@@ -123,16 +118,14 @@ def conform(df: pl.DataFrame, spec: dict[str, Column], source: str) -> pl.DataFr
         nulls = out[col.name].null_count()
         if nulls:
             raise DataError(f"{source}: column {col.name!r} has {nulls} empty value(s)")
-    for name in ID_COLUMNS:
+    for name in ID_COLUMNS + ("country",):
         if name in out.columns and out.schema[name] == pl.String:
-            too_long = out.filter(pl.col(name).str.len_chars() > MAX_ID_LENGTH).height
-            if too_long:
-                raise DataError(f"{source}: column {name!r} has {too_long} id(s) longer than "
-                                f"{MAX_ID_LENGTH} characters")
-            bad = out.filter(pl.col(name).str.contains(r"[{}\s]")).height
-            if bad:
-                raise DataError(f"{source}: column {name!r} has {bad} id(s) containing braces "
-                                "or whitespace")
+            bad = out.filter(pl.col(name).is_not_null() & ~pl.col(name).str.contains(ID_PATTERN))
+            if bad.height:
+                examples = ", ".join(repr(v) for v in bad[name].head(3).to_list())
+                raise DataError(f"{source}: column {name!r} has {bad.height} value(s) that are "
+                                f"not valid ids (1-{MAX_ID_LENGTH} of letters, digits and "
+                                f"._:@-), e.g. {examples}")
     if "fit" in spec and "fit" in out.columns:
         bad = out.filter(pl.col("fit").is_not_null() & ~pl.col("fit").is_in(FIT_VALUES)).height
         if bad:
@@ -142,6 +135,36 @@ def conform(df: pl.DataFrame, spec: dict[str, Column], source: str) -> pl.DataFr
         if bad:
             raise DataError(f"{source}: column 'type' has {bad} value(s) outside {EVENT_TYPES}")
     return out
+
+
+def _converted(df: pl.DataFrame, col: Column, src: pl.DataType, source: str) -> pl.Expr:
+    """Expression converting ``col`` to its canonical type, or DataError when it cannot be
+    converted without guessing (numbers as dates, fractions as integers, unparsable text)."""
+    expr = pl.col(col.name)
+    if col.dtype == DATETIME:
+        if src.is_numeric():
+            raise DataError(f"{source}: column {col.name!r} holds numbers ({src}); expected "
+                            "dates or datetimes (epoch numbers are not guessed)")
+        if src == pl.String:
+            expr = expr.str.to_datetime(time_unit="us", strict=False)
+            parsed = df.select(expr)[col.name]
+            bad = parsed.is_null() & df[col.name].is_not_null()
+            if bad.any():
+                examples = ", ".join(repr(v) for v in df[col.name].filter(bad).head(3).to_list())
+                raise DataError(f"{source}: column {col.name!r} has {int(bad.sum())} value(s) "
+                                f"that are not datetimes, e.g. {examples}")
+            return expr
+    if col.dtype.is_integer() and src.is_float():
+        values = df[col.name].drop_nulls()
+        if (values != values.floor()).any():
+            raise DataError(f"{source}: column {col.name!r} has fractional values; expected "
+                            "whole numbers")
+    try:
+        df.select(expr.cast(col.dtype, strict=True))
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise DataError(f"{source}: column {col.name!r} has type {src}, expected "
+                        f"{col.dtype} ({str(exc).splitlines()[0]})") from None
+    return expr.cast(col.dtype, strict=True)
 
 
 @dataclass
@@ -167,5 +190,9 @@ class CanonicalData:
     def before(self, split_at) -> CanonicalData:
         """The same source restricted to purchases and events strictly before ``split_at``."""
         purchases = self.purchases.filter(pl.col("ts") < split_at)
+        if purchases.height == 0:
+            raise DataError(f"{self.name}: no purchases before {split_at}")
         events = None if self.events is None else self.events.filter(pl.col("ts") < split_at)
+        if events is not None and events.height == 0:
+            events = None
         return CanonicalData(self.name, purchases, self.items, self.customers, events)
