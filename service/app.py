@@ -16,7 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from artifacts.bundle import Bundle
 from service.api.health import HealthController
 from service.api.recommendations import RecommendationController
-from service.catalog import Catalog
+from artifacts.catalog import Catalog
 from service.errors import EXCEPTION_HANDLERS
 from service.recommender import Recommender
 from service.settings import Settings

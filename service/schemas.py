@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from artifacts.ranking import RecommendedItem
 
-class RecommendedItem(msgspec.Struct, kw_only=True):
-    item_id: str
-    score: float
-    source: str
-    """Where the item came from: personal, also_bought, similar, popular_market, popular, ..."""
-    reason: str | None = None
+__all__ = ["ErrorBody", "Health", "Readiness", "RecommendedItem", "Recommendations"]
 
 
 class Recommendations(msgspec.Struct, kw_only=True):

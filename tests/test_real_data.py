@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from artifacts.bundle import Bundle
 from service.app import create_app
-from service.catalog import Catalog
+from artifacts.catalog import Catalog
 from service.recommender import Recommender
 from service.settings import Settings
 from service.store import RedisProfileStore

@@ -55,7 +55,7 @@ async def test_for_you_excludes_purchases_and_carries_sources(redis_client, prof
 async def test_market_filter_only_returns_items_sold_there(client, demo_bundle, profiles):
     import numpy as np
 
-    from service.catalog import Catalog
+    from artifacts.catalog import Catalog
 
     catalog = Catalog(demo_bundle)
     market = catalog.markets[0]

@@ -1,5 +1,8 @@
 """The serving view of a bundle: ids, availability per market, neighbour and popular lists.
 
+Used by the service for every request and by the offline evaluation, so both see the same
+catalogue.
+
 Built once per loaded bundle. Everything a page view touches is either a memory-mapped array
 row or a small precomputed Python structure, so a request does dict lookups and short loops.
 """

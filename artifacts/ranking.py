@@ -1,0 +1,118 @@
+"""The selection step every recommendation answer goes through, shared by the service and the
+offline evaluation so that what is measured is exactly what is served.
+
+Pure functions over a :class:`~artifacts.catalog.Catalog` and a batch profile: no I/O, no HTTP.
+The service adds profile lookup, degradation and validation around them.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from artifacts.catalog import Catalog
+from artifacts.profiles import BatchProfile
+
+POPULAR = "popular"
+POPULAR_MARKET = "popular_market"
+POPULAR_CATEGORY = "popular_category"
+PERSONAL = "personal"
+
+
+class RecommendedItem(msgspec.Struct, kw_only=True):
+    item_id: str
+    score: float
+    source: str
+    """Where the item came from: personal, also_bought, similar, popular_market, popular, ..."""
+    reason: str | None = None
+
+
+class Selection(msgspec.Struct):
+    items: list[RecommendedItem]
+    source: str
+    notes: list[str]
+
+
+def popular_source(market: str | None) -> str:
+    return POPULAR_MARKET if market else POPULAR
+
+
+def fill_popular(catalog: Catalog, row: int, n: int, out: list[RecommendedItem],
+                 seen: set[int], source: str, category: int | None = None) -> None:
+    """Append popular items of the market row (optionally one category) until ``out`` has
+    ``n``, skipping ``seen`` and unavailable items; ``seen`` is updated."""
+    available = catalog.available(row)
+    ids = catalog.ids
+    cats = catalog.category
+    for idx, score in catalog.popular(row):
+        if len(out) >= n:
+            return
+        if idx in seen or not available[idx] or (category is not None and cats[idx] != category):
+            continue
+        seen.add(idx)
+        out.append(RecommendedItem(item_id=ids[idx], score=round(score, 5), source=source))
+
+
+def purchased_indices(catalog: Catalog, profile: BatchProfile | None) -> set[int]:
+    if profile is None:
+        return set()
+    index = catalog.items.index
+    return {i for i in map(index, profile.purchased) if i is not None}
+
+
+def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
+             market: str | None) -> Selection:
+    """"For you": the profile's candidates minus purchases and items unavailable in ``market``,
+    topped up with popular items of the market, then overall. Without a profile: popular."""
+    row = catalog.market_row(market)
+    available = catalog.available(row)
+    index = catalog.items.index
+    seen = purchased_indices(catalog, profile)
+    out: list[RecommendedItem] = []
+    notes: list[str] = []
+    if profile is not None:
+        for item_id, score, source in zip(profile.candidates, profile.scores, profile.sources):
+            if len(out) >= n:
+                break
+            idx = index(item_id)
+            if idx is None or idx in seen or not available[idx]:
+                continue
+            seen.add(idx)
+            out.append(RecommendedItem(item_id=item_id, score=score, source=source))
+        source = PERSONAL
+        if len(out) < n:
+            notes.append("topped up with popular items")
+    else:
+        source = popular_source(market)
+    fill_popular(catalog, row, n, out, seen, popular_source(market))
+    if len(out) < n and row != 0:
+        fill_popular(catalog, 0, n, out, seen, POPULAR)
+    return Selection(out, source, notes)
+
+
+def similar(catalog: Catalog, item: int, *, n: int, market: str | None,
+            exclude: set[int] = frozenset()) -> Selection:
+    """Neighbours of item index ``item`` available in ``market`` and not in ``exclude``,
+    topped up with popular items of the same category, then of the market."""
+    row = catalog.market_row(market)
+    available = catalog.available(row)
+    seen = {item, *exclude}
+    notes: list[str] = []
+    out: list[RecommendedItem] = []
+    ids = catalog.ids
+    neighbours, scores, sources = catalog.neighbours(item)
+    for nidx, score, code in zip(neighbours, scores, sources):
+        if len(out) >= n:
+            break
+        if nidx in seen or not available[nidx]:
+            continue
+        seen.add(nidx)
+        out.append(RecommendedItem(item_id=ids[nidx], score=round(score, 5),
+                                   source=catalog.neighbour_source(code)))
+    source = out[0].source if out else POPULAR_CATEGORY
+    if len(out) < n:
+        notes.append("topped up with popular items of the same category"
+                     if out else "no co-purchase data for this item: popular in its category")
+        fill_popular(catalog, row, n, out, seen, POPULAR_CATEGORY, category=catalog.category[item])
+    if len(out) < n:
+        fill_popular(catalog, row, n, out, seen, popular_source(market))
+    return Selection(out, source, notes)
