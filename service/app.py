@@ -15,9 +15,13 @@ from litestar.openapi import OpenAPIConfig
 
 from artifacts.bundle import Bundle
 from service.api.health import HealthController
+from service.api.live import LiveController
+from service.api.picks import PicksController
 from service.api.recommendations import RecommendationController
 from artifacts.catalog import Catalog
 from service.errors import EXCEPTION_HANDLERS
+from service.ingest import EventIngestor
+from service.picks import PickEngine, PicksConfig
 from service.recommender import Recommender
 from service.settings import Settings
 from service.store import MemoryProfileStore, ProfileStore, RedisProfileStore
@@ -51,8 +55,13 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loaded = bundle or Bundle.open(settings.bundle_dir, verify=settings.verify_bundle)
         profile_store = store or _open_store(settings, loaded)
-        app.state.recommender = Recommender(Catalog(loaded), profile_store,
-                                            default_market=settings.default_market)
+        recommender = Recommender(Catalog(loaded), profile_store,
+                                  default_market=settings.default_market)
+        app.state.recommender = recommender
+        app.state.ingestor = EventIngestor(recommender,
+                                           user_ttl_s=settings.live_ttl_days * 86_400,
+                                           session_ttl_s=settings.session_ttl_hours * 3_600)
+        app.state.pick_engine = PickEngine(recommender, PicksConfig.load(settings.picks_config))
         log.info("serving bundle %s (%s, %d items)", loaded.version, loaded.manifest.dataset,
                  len(loaded.items))
         try:
@@ -61,7 +70,9 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
             await profile_store.close()
 
     return Litestar(
-        route_handlers=[RecommendationController, HealthController],
+        route_handlers=[RecommendationController, LiveController, PicksController,
+                        HealthController],
+        request_max_body_size=settings.max_body_kb * 1024,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(

@@ -20,9 +20,10 @@ class ServiceError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, detail: str):
+    def __init__(self, detail: str, *, fields: list[dict] | None = None):
         super().__init__(detail)
         self.detail = detail
+        self.fields = fields or []
 
 
 class NotFound(ServiceError):
@@ -46,7 +47,7 @@ def _respond(status: int, code: str, detail: str, fields: list[dict] | None = No
 
 
 def _service_error(_: Request, exc: ServiceError) -> Response:
-    return _respond(exc.status_code, exc.code, exc.detail)
+    return _respond(exc.status_code, exc.code, exc.detail, exc.fields)
 
 
 def _validation_error(_: Request, exc: ValidationException) -> Response:

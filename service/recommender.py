@@ -8,10 +8,13 @@ next and says so in ``source`` / ``degraded`` / ``notes``; a page view never fai
 
 from __future__ import annotations
 
+import datetime as dt
+
 from artifacts import ranking
 from artifacts.catalog import Catalog
 from artifacts.profiles import BatchProfile
 from service.errors import BadRequest, NotFound
+from service.merge import merged_profile
 from service.schemas import Recommendations
 from service.store.base import ProfileStore, StoreUnavailable
 
@@ -27,9 +30,25 @@ class Recommender:
     """
 
     def __init__(self, catalog: Catalog, store: ProfileStore, *, default_market: str | None = None):
-        self.catalog = catalog
         self.store = store
         self.default_market = default_market
+        self.catalog = catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: Catalog) -> None:
+        """Swap the catalogue (and what is derived from it) in one assignment."""
+        end = catalog.bundle.manifest.data_end
+        trained_until = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp() \
+            if end else 0.0
+        self._state = (catalog, trained_until)
+        self._catalog = catalog
+
+    def _snapshot(self) -> tuple[Catalog, float]:
+        return self._state
 
     def _market(self, catalog: Catalog, requested: str | None,
                 profile: BatchProfile | None) -> str | None:
@@ -44,16 +63,19 @@ class Recommender:
             return self.default_market
         return None
 
-    async def _profile(self, user_id: str) -> tuple[BatchProfile | None, bool]:
-        """(profile or None, degraded)."""
+    async def _profile(self, user_id: str, catalog: Catalog,
+                       trained_until: float) -> tuple[BatchProfile | None, bool]:
+        """(batch profile merged with live state, or None; degraded)."""
         try:
-            return await self.store.get_batch(user_id), False
+            record = await self.store.get_user(user_id)
         except StoreUnavailable:
             return None, True
+        return merged_profile(record.batch, record.live, trained_until=trained_until,
+                              version=catalog.version), False
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None) -> Recommendations:
-        catalog = self.catalog
-        profile, degraded = await self._profile(user_id)
+        catalog, trained_until = self._snapshot()
+        profile, degraded = await self._profile(user_id, catalog, trained_until)
         market_name = self._market(catalog, market, profile)
         picked = ranking.for_user(catalog, profile, n=n, market=market_name)
         if profile is None:
@@ -64,13 +86,13 @@ class Recommender:
 
     async def similar(self, item_id: str, *, n: int, market: str | None = None,
                       user_id: str | None = None) -> Recommendations:
-        catalog = self.catalog
+        catalog, trained_until = self._snapshot()
         idx = catalog.items.index(item_id)
         if idx is None:
             raise NotFound(f"item {item_id!r} is not in the catalogue of bundle {catalog.version}")
         profile, degraded = (None, False)
         if user_id is not None:
-            profile, degraded = await self._profile(user_id)
+            profile, degraded = await self._profile(user_id, catalog, trained_until)
         market_name = self._market(catalog, market, profile)
         picked = ranking.similar(catalog, idx, n=n, market=market_name,
                                  exclude=ranking.purchased_indices(catalog, profile))

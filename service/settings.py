@@ -31,6 +31,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_n: Annotated[int, Meta(ge=1, le=1000)] = 100
     verify_bundle: bool = True
     """Check every bundle file's checksum at load (refuses corrupt or partial bundles)."""
+    live_ttl_days: Annotated[float, Meta(gt=0, le=3650)] = 90.0
+    """A customer's live state expires this long after their last event."""
+    session_ttl_hours: Annotated[float, Meta(gt=0, le=24 * 365)] = 168.0
+    """An anonymous session's live state expires this long after its last event."""
+    max_body_kb: Annotated[int, Meta(ge=1, le=65_536)] = 1024
+    """Largest request body accepted (events, picks); larger is a 413."""
+    picks_config: str | None = None
+    """JSON or TOML file with frequency caps for batch picks (see service/picks.py)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

@@ -1,28 +1,68 @@
-"""The profile store interface the recommender depends on."""
+"""The profile store interface the service depends on.
+
+Backends: :class:`~service.store.redis.RedisProfileStore` (production) and
+:class:`~service.store.memory.MemoryProfileStore` (one-process demo, tests). Both pass the same
+contract suite. Keys are built by :class:`artifacts.profiles.KeyScheme` only.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
-from artifacts.profiles import BatchProfile
+from artifacts.profiles import BatchProfile, KeyScheme, LiveState, SentLog
 
 
 class StoreUnavailable(Exception):
     """The store cannot answer right now; callers degrade to non-personal answers."""
 
 
-class ProfileStore(Protocol):
-    """Reads (and, for seeding and tests, writes) per-customer profiles.
+class UserRecord(NamedTuple):
+    """Everything held for one customer, read together (one cluster slot)."""
 
-    ``get_batch`` returns ``None`` for a customer the store does not hold and raises
-    :class:`StoreUnavailable` when the backend cannot be reached - never anything else.
+    batch: BatchProfile | None
+    live: LiveState | None
+    sent: SentLog | None
+
+
+#: Called with the current live state (None when absent); returns the new state, or None to
+#: leave the value unchanged. May be called more than once when a concurrent writer wins.
+LiveMutation = Callable[[LiveState | None], LiveState | None]
+
+
+class ProfileStore(Protocol):
+    """Reads and writes per-customer state.
+
+    Every method raises :class:`StoreUnavailable` when the backend cannot be reached, never
+    a backend-specific error; a missing customer is ``None``, not an error.
     """
 
     name: str
+    keys: KeyScheme
 
     async def get_batch(self, user_id: str) -> BatchProfile | None: ...
 
+    async def get_user(self, user_id: str) -> UserRecord: ...
+
+    async def get_users(self, user_ids: Sequence[str]) -> list[UserRecord]: ...
+
+    async def get_session(self, session_id: str) -> LiveState | None: ...
+
     async def put_batch(self, user_id: str, profile: BatchProfile) -> None: ...
+
+    async def update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]) -> None:
+        """Atomically apply each mutation to the live state stored at its key (a key from
+        ``KeyScheme.live`` or ``KeyScheme.session``), each key with its own TTL in seconds."""
+        ...
+
+    async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None: ...
+
+    async def erase_user(self, user_id: str, now: float) -> int:
+        """Delete every key of the customer and of the sessions linked to them, and record the
+        id on the erasure list; returns the number of keys deleted."""
+        ...
+
+    async def erased_users(self) -> list[str]: ...
 
     async def ping(self) -> bool: ...
 

@@ -1,14 +1,16 @@
 """Embedded in-process profile store: for a one-process demo and for tests, not production.
 
-Profiles live in a dict of encoded values (so they go through the same msgpack codec as Redis)
-and are lost when the process exits.
+Values live in a dict, encoded with the same msgpack codec as in Redis, and are lost when the
+process exits. TTLs are not enforced (nothing lives long enough for them to matter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from artifacts.profiles import BatchProfile, KeyScheme, ProfileRecord, decode_batch, encode_profile
+from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, ProfileRecord,
+                                SentLog, decode_batch, decode_live, decode_sent)
+from service.store.base import LiveMutation, UserRecord
 
 
 class MemoryProfileStore:
@@ -17,18 +19,57 @@ class MemoryProfileStore:
     def __init__(self, records: Iterable[ProfileRecord] = (), *, prefix: str = "reco"):
         self.keys = KeyScheme(prefix)
         self._data: dict[str, bytes] = {}
+        self._erased: dict[str, float] = {}
         for record in records:
-            self._data[self.keys.batch(record.user_id)] = encode_profile(record.profile)
+            self._data[self.keys.batch(record.user_id)] = ENCODER.encode(record.profile)
 
     def __len__(self) -> int:
         return len(self._data)
 
+    def keys_held(self) -> list[str]:
+        return sorted(self._data)
+
+    def _get(self, key: str, decode):
+        raw = self._data.get(key)
+        return None if raw is None else decode(raw)
+
     async def get_batch(self, user_id: str) -> BatchProfile | None:
-        raw = self._data.get(self.keys.batch(user_id))
-        return None if raw is None else decode_batch(raw)
+        return self._get(self.keys.batch(user_id), decode_batch)
+
+    async def get_user(self, user_id: str) -> UserRecord:
+        return UserRecord(self._get(self.keys.batch(user_id), decode_batch),
+                          self._get(self.keys.live(user_id), decode_live),
+                          self._get(self.keys.sent(user_id), decode_sent))
+
+    async def get_users(self, user_ids: Sequence[str]) -> list[UserRecord]:
+        return [await self.get_user(u) for u in user_ids]
+
+    async def get_session(self, session_id: str) -> LiveState | None:
+        return self._get(self.keys.session(session_id), decode_live)
 
     async def put_batch(self, user_id: str, profile: BatchProfile) -> None:
-        self._data[self.keys.batch(user_id)] = encode_profile(profile)
+        self._data[self.keys.batch(user_id)] = ENCODER.encode(profile)
+
+    async def update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]) -> None:
+        for key, mutate in mutations.items():
+            new = mutate(self._get(key, decode_live))
+            if new is not None:
+                self._data[key] = ENCODER.encode(new)
+
+    async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None:
+        for user_id, log in logs.items():
+            self._data[self.keys.sent(user_id)] = ENCODER.encode(log)
+
+    async def erase_user(self, user_id: str, now: float) -> int:
+        live: LiveState | None = self._get(self.keys.live(user_id), decode_live)
+        keys = self.keys.user_keys(user_id)
+        keys += [self.keys.session(s) for s in (live.sessions if live else [])]
+        deleted = sum(self._data.pop(k, None) is not None for k in keys)
+        self._erased[user_id] = now
+        return deleted
+
+    async def erased_users(self) -> list[str]:
+        return sorted(self._erased)
 
     async def ping(self) -> bool:
         return True

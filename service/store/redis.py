@@ -1,24 +1,52 @@
 """Redis profile store (single node) with a short circuit breaker.
 
-Every call has a socket timeout of a few tens of milliseconds. After a failure the store
-answers :class:`StoreUnavailable` at once for ``retry_after`` seconds instead of waiting on a
-dead server for every page view; the next call after that tries Redis again, so the service
-recovers by itself when Redis returns.
+Every call has a socket timeout of a few tens of milliseconds. After a failure the store answers
+:class:`StoreUnavailable` at once for ``retry_after`` seconds instead of waiting on a dead server
+for every page view; the next call after that tries Redis again, so the service recovers by
+itself when Redis returns.
+
+Cluster safety: every multi-key command (MGET, DEL) names keys of one customer only, which share
+a hash tag and so a slot; live state is updated with a compare-and-set script on a single key.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from artifacts.profiles import BatchProfile, KeyScheme, decode_batch, encode_profile
-from service.store.base import StoreUnavailable
+from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, SentLog,
+                                decode_batch, decode_live, decode_sent)
+from service.store.base import LiveMutation, StoreUnavailable, UserRecord
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Set KEYS[1] to ARGV[2] with TTL ARGV[3] only if it still holds ARGV[1] ('' = absent).
+_CAS = """
+local cur = redis.call('GET', KEYS[1])
+if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+MAX_CAS_ROUNDS = 8
+
+
+def _decode(raw: bytes | None, decode: Callable[[bytes], T]) -> T | None:
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except msgspec.DecodeError:
+        log.error("undecodable value in the profile store; treating it as missing")
+        return None
 
 
 class RedisProfileStore:
@@ -32,45 +60,112 @@ class RedisProfileStore:
             retry_on_timeout=False)
         self.retry_after_s = retry_after_s
         self._down_until = 0.0
+        self._cas = self.client.register_script(_CAS)
 
-    def _check(self) -> None:
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
         if self._down_until and time.monotonic() < self._down_until:
             raise StoreUnavailable("redis marked down after a recent failure")
-
-    def _failed(self, exc: Exception) -> StoreUnavailable:
-        if not self._down_until:
-            log.warning("redis unavailable (%s): degrading for %.1f s", type(exc).__name__,
-                        self.retry_after_s)
-        self._down_until = time.monotonic() + self.retry_after_s
-        return StoreUnavailable(str(exc))
-
-    def _ok(self) -> None:
+        try:
+            result = await op()
+        except (RedisError, OSError) as exc:
+            if not self._down_until:
+                log.warning("redis unavailable (%s): degrading for %.1f s", type(exc).__name__,
+                            self.retry_after_s)
+            self._down_until = time.monotonic() + self.retry_after_s
+            raise StoreUnavailable(str(exc)) from exc
         if self._down_until:
             log.info("redis is back")
             self._down_until = 0.0
+        return result
 
     async def get_batch(self, user_id: str) -> BatchProfile | None:
-        self._check()
-        try:
-            raw = await self.client.get(self.keys.batch(user_id))
-        except (RedisError, OSError) as exc:
-            raise self._failed(exc) from exc
-        self._ok()
-        if raw is None:
-            return None
-        try:
-            return decode_batch(raw)
-        except msgspec.DecodeError:
-            log.error("undecodable batch profile for a customer; treating as missing")
-            return None
+        raw = await self._call(lambda: self.client.get(self.keys.batch(user_id)))
+        return _decode(raw, decode_batch)
+
+    async def get_user(self, user_id: str) -> UserRecord:
+        raw = await self._call(lambda: self.client.mget(self.keys.user_keys(user_id)))
+        return UserRecord(_decode(raw[0], decode_batch), _decode(raw[1], decode_live),
+                          _decode(raw[2], decode_sent))
+
+    async def get_users(self, user_ids: Sequence[str]) -> list[UserRecord]:
+        async def read():
+            pipe = self.client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.mget(self.keys.user_keys(user_id))
+            return await pipe.execute()
+
+        rows = await self._call(read)
+        return [UserRecord(_decode(b, decode_batch), _decode(lv, decode_live),
+                           _decode(s, decode_sent)) for b, lv, s in rows]
+
+    async def get_session(self, session_id: str) -> LiveState | None:
+        raw = await self._call(lambda: self.client.get(self.keys.session(session_id)))
+        return _decode(raw, decode_live)
 
     async def put_batch(self, user_id: str, profile: BatchProfile) -> None:
-        self._check()
-        try:
-            await self.client.set(self.keys.batch(user_id), encode_profile(profile))
-        except (RedisError, OSError) as exc:
-            raise self._failed(exc) from exc
-        self._ok()
+        await self._call(lambda: self.client.set(self.keys.batch(user_id), ENCODER.encode(profile)))
+
+    async def update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]) -> None:
+        pending = dict(mutations)
+        for _ in range(MAX_CAS_ROUNDS):
+            if not pending:
+                return
+            keys = list(pending)
+
+            async def read():
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.get(key)
+                return await pipe.execute()
+
+            current = await self._call(read)
+            writes = []
+            for key, raw in zip(keys, current):
+                new = pending[key](_decode(raw, decode_live))
+                if new is None:
+                    del pending[key]
+                else:
+                    writes.append((key, raw or b"", ENCODER.encode(new)))
+            if not writes:
+                return
+
+            async def write():
+                pipe = self.client.pipeline(transaction=False)
+                for key, old, new in writes:
+                    await self._cas(keys=[key], args=[old, new, max(1, int(ttl_s[key]))],
+                                    client=pipe)
+                return await pipe.execute()
+
+            applied = await self._call(write)
+            for (key, _, _), ok in zip(writes, applied):
+                if ok:
+                    del pending[key]
+        raise StoreUnavailable(f"live state of {len(pending)} subject(s) kept changing under "
+                               "concurrent writers; retry the request")
+
+    async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None:
+        async def write():
+            pipe = self.client.pipeline(transaction=False)
+            for user_id, sent in logs.items():
+                pipe.set(self.keys.sent(user_id), ENCODER.encode(sent), ex=max(1, int(ttl_s)))
+            return await pipe.execute()
+
+        if logs:
+            await self._call(write)
+
+    async def erase_user(self, user_id: str, now: float) -> int:
+        live = _decode(await self._call(lambda: self.client.get(self.keys.live(user_id))),
+                       decode_live)
+        deleted = await self._call(lambda: self.client.delete(*self.keys.user_keys(user_id)))
+        for session_id in live.sessions if live else []:
+            key = self.keys.session(session_id)
+            deleted += await self._call(lambda k=key: self.client.delete(k))
+        await self._call(lambda: self.client.zadd(self.keys.erasures(), {user_id: now}))
+        return int(deleted)
+
+    async def erased_users(self) -> list[str]:
+        raw = await self._call(lambda: self.client.zrange(self.keys.erasures(), 0, -1))
+        return [r.decode() for r in raw]
 
     async def ping(self) -> bool:
         """True when Redis answers now (ignores the breaker, so readiness sees recovery)."""
@@ -78,7 +173,7 @@ class RedisProfileStore:
             ok = bool(await self.client.ping())
         except (RedisError, OSError):
             return False
-        self._ok()
+        self._down_until = 0.0
         return ok
 
     async def close(self) -> None:

@@ -1,0 +1,76 @@
+"""Live events, session login and erasure."""
+
+import time
+
+import msgspec
+from litestar import Controller, Request, delete, post
+from litestar.datastructures import State
+from litestar.params import JSONBody
+
+from service.api.params import UserId
+from service.errors import BadRequest, Unavailable
+from service.events import EventBatch, EventValidationError, IngestResult, parse_batch
+from service.ingest import IdentifyResult
+from service.store.base import StoreUnavailable
+
+SessionId = UserId  # same id rules
+
+
+class IdentifyBody(msgspec.Struct, forbid_unknown_fields=True):
+    user_id: str
+
+
+class Erased(msgspec.Struct, kw_only=True):
+    user_id: str
+    keys_deleted: int
+    erased: bool = True
+
+
+class LiveController(Controller):
+    path = "/v1"
+    tags = ["live"]
+
+    @post("/events", summary="Apply a batch of live events", status_code=200,
+          request_body=EventBatch)
+    async def events(self, state: State, request: Request) -> IngestResult:
+        """Apply view/cart/purchase/return events (at most 1000 per batch). The whole batch is
+        validated first; any bad event rejects all with a 400 naming each bad event and field.
+        Resending a batch applies it once (idempotent by event id for 24 h)."""
+        now = time.time()
+        try:
+            events = parse_batch(await request.body(), now)
+        except EventValidationError as exc:
+            raise BadRequest(str(exc), fields=exc.problems) from None
+        try:
+            return await state.ingestor.ingest(events, now)
+        except StoreUnavailable as exc:
+            raise Unavailable(f"events not applied, the profile store is unreachable ({exc}); "
+                              "resend the batch later (it is applied once)") from None
+
+    @post("/sessions/{session_id:str}/identify", summary="Link a session to a customer",
+          status_code=200)
+    async def identify(self, state: State, session_id: SessionId,
+                       data: JSONBody[IdentifyBody]) -> IdentifyResult:
+        """On login: carry the anonymous session's signals (views, cart, sizes) over to the
+        customer and link the session to them (erasing the customer erases it too)."""
+        from artifacts.ids import is_valid_id
+
+        if not is_valid_id(data.user_id):
+            raise BadRequest(f"user_id {data.user_id[:40]!r} is not a valid id")
+        try:
+            return await state.ingestor.identify(session_id, data.user_id, time.time())
+        except StoreUnavailable as exc:
+            raise Unavailable(f"profile store unreachable ({exc}); retry") from None
+
+    @delete("/users/{user_id:str}", summary="Erase everything held about a customer",
+            status_code=200)
+    async def erase(self, state: State, user_id: UserId) -> Erased:
+        """Deletes the customer's batch profile, live state, sent-picks log and linked sessions,
+        and records the id on the erasure list the trainer reads (their rows are dropped from
+        the next training run). Afterwards the customer is served like an unknown visitor."""
+        try:
+            deleted = await state.recommender.store.erase_user(user_id, time.time())
+        except StoreUnavailable as exc:
+            raise Unavailable(f"erasure not done, the profile store is unreachable ({exc}); "
+                              "retry") from None
+        return Erased(user_id=user_id, keys_deleted=deleted)

@@ -1,0 +1,176 @@
+"""Live events: the wire schema, whole-batch validation, and the pure merge into live state.
+
+A batch is validated completely before anything is applied: every bad event and field is named
+in one error, and a batch with any error changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from artifacts.ids import ID_PATTERN, MAX_ID_LENGTH
+from artifacts.profiles import LiveItem, LiveState, SizeSignal
+
+Id = Annotated[str, Meta(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
+EventType = Literal["view", "cart", "purchase", "return"]
+MAX_EVENTS = 1000
+MAX_FUTURE_S = 300  # clocks drift; further ahead than this is a bad timestamp
+
+
+class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One thing a shopper did. ``user_id`` or ``session_id`` (or both) is required;
+    ``ts`` defaults to the time of arrival."""
+
+    event_id: Id
+    type: EventType
+    item_id: Id
+    user_id: Id | None = None
+    session_id: Id | None = None
+    size: Annotated[str, Meta(min_length=1, max_length=16)] | None = None
+    market: Id | None = None
+    price: Annotated[float, Meta(ge=0, le=1e9)] | None = None
+    ts: dt.datetime | None = None
+
+
+class EventBatch(msgspec.Struct, forbid_unknown_fields=True):
+    events: Annotated[list[Event], Meta(min_length=1, max_length=MAX_EVENTS)]
+
+
+class IngestResult(msgspec.Struct, kw_only=True):
+    accepted: int
+    """Events applied now."""
+    duplicates: int
+    """Events whose id was already applied (a resent batch): ignored."""
+    subjects: int
+    folded: int = 0
+    """Customers whose personal vector was refreshed from new purchases."""
+
+
+class _RawBatch(msgspec.Struct):
+    events: list[msgspec.Raw]
+
+
+_RAW_DECODER = msgspec.json.Decoder(_RawBatch)
+_EVENT_DECODER = msgspec.json.Decoder(Event)
+
+
+class EventValidationError(ValueError):
+    def __init__(self, problems: list[dict]):
+        self.problems = problems
+        summary = "; ".join(f"{p['key']}: {p['message']}" for p in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"{len(problems)} problem(s), nothing was applied - {summary}{more}")
+
+
+@dataclass(frozen=True)
+class TimedEvent:
+    event: Event
+    ts: float  # epoch seconds
+
+
+def parse_batch(body: bytes, now: float) -> list[TimedEvent]:
+    """Decode and validate a whole batch or raise :class:`EventValidationError` naming every
+    bad event (by position and id) and field."""
+    try:
+        raw = _RAW_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise EventValidationError([{"key": "body", "message": str(exc)}]) from None
+    except msgspec.DecodeError as exc:
+        raise EventValidationError([{"key": "body", "message": f"not valid JSON: {exc}"}]) from None
+    if not raw.events:
+        raise EventValidationError([{"key": "events", "message": "at least one event is required"}])
+    if len(raw.events) > MAX_EVENTS:
+        raise EventValidationError([{"key": "events",
+                                     "message": f"at most {MAX_EVENTS} events per batch, "
+                                                f"got {len(raw.events)}"}])
+    problems: list[dict] = []
+    events: list[TimedEvent] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw.events):
+        where = f"events[{i}]"
+        try:
+            event = _EVENT_DECODER.decode(item)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            field = message.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in message else None
+            problems.append({"key": f"{where}.{field}" if field else where, "message": message})
+            continue
+        where = f"events[{i}] ({event.event_id})"
+        if event.user_id is None and event.session_id is None:
+            problems.append({"key": f"{where}", "message": "needs user_id or session_id"})
+        if event.event_id in seen:
+            problems.append({"key": f"{where}.event_id", "message": "repeated within the batch"})
+        seen.add(event.event_id)
+        ts = now
+        if event.ts is not None:
+            when = event.ts if event.ts.tzinfo else event.ts.replace(tzinfo=dt.UTC)
+            ts = when.timestamp()
+            if ts > now + MAX_FUTURE_S:
+                problems.append({"key": f"{where}.ts", "message": "is in the future"})
+        events.append(TimedEvent(event, ts))
+    if problems:
+        raise EventValidationError(problems)
+    return events
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    """Caps that keep one subject's live state small (and a page view's read cheap)."""
+
+    viewed: int = 50
+    purchased: int = 200
+    returned: int = 100
+    cart: int = 50
+    sizes: int = 100
+    event_ids: int = 2000
+    idempotency_s: float = 86_400.0
+
+
+def _push(items: list[LiveItem], item: LiveItem, cap: int) -> list[LiveItem]:
+    """Newest first; an item already present moves to the front."""
+    rest = [x for x in items if x.item_id != item.item_id]
+    return sorted([item, *rest], key=lambda x: -x.ts)[:cap]
+
+
+def apply_events(state: LiveState | None, events: list[TimedEvent], now: float,
+                 limits: LiveLimits) -> tuple[LiveState | None, int, bool]:
+    """Merge ``events`` into ``state``; returns (new state or None if nothing changed,
+    events applied, whether a purchase was applied). Events whose id was applied before are
+    skipped, so applying the same batch twice has the effect of applying it once."""
+    state = state or LiveState()
+    horizon = now - limits.idempotency_s
+    applied_ids = {eid for eid, ts in state.event_ids if ts >= horizon}
+    fresh = [e for e in events if e.event.event_id not in applied_ids]
+    if not fresh:
+        return None, 0, False
+    viewed, purchased = list(state.viewed), list(state.purchased)
+    returned, cart, sizes = list(state.returned), list(state.cart), list(state.sizes)
+    market = state.market
+    bought = False
+    for timed in sorted(fresh, key=lambda e: e.ts):
+        e, item = timed.event, LiveItem(timed.event.item_id, timed.ts)
+        if e.type == "view":
+            viewed = _push(viewed, item, limits.viewed)
+        elif e.type == "cart":
+            cart = _push(cart, item, limits.cart)
+        elif e.type == "purchase":
+            purchased = _push(purchased, item, limits.purchased)
+            cart = [x for x in cart if x.item_id != e.item_id]
+            bought = True
+        else:
+            returned = _push(returned, item, limits.returned)
+        if e.size is not None:
+            sizes = [SizeSignal(e.item_id, e.size, e.type, timed.ts), *sizes][:limits.sizes]
+        if e.market is not None:
+            market = e.market
+    event_ids = [(e.event.event_id, e.ts) for e in fresh]
+    event_ids += [(eid, ts) for eid, ts in state.event_ids if ts >= horizon]
+    new = msgspec.structs.replace(
+        state, viewed=viewed, purchased=purchased, returned=returned, cart=cart, sizes=sizes,
+        market=market, event_ids=event_ids[:limits.event_ids], updated=now)
+    return new, len(fresh), bought

@@ -1,0 +1,189 @@
+"""Batch picks for email builders: many customers at once, no repeats, frequency caps.
+
+For a chunk of customers: one pipelined Redis read of everything held for them, one FAISS batch
+search for those whose purchases are newer than their folded-in list, then per customer the
+same selection as "for you" minus what earlier mails of the campaign family showed and minus
+sensitive items without consent. With ``record``, the picks are appended to each customer's sent
+log in one pipelined write, so the next run does not repeat them.
+
+Caps come from a config file (``RECO_PICKS_CONFIG``, JSON or TOML)::
+
+    exclude_last_mails = 4                       # items of the last 4 mails are not repeated
+    [default_cap]
+    max_mails = 2                                # at most 2 mails ...
+    window_days = 7                              # ... per 7 days
+    [markets.DE]
+    max_mails = 1
+    window_days = 7
+    [segments.lapsing]
+    max_mails = 1
+    window_days = 14
+
+The strictest cap that applies to a customer (default, their market, each of their segments)
+wins. A capped customer gets an empty pick with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import numpy as np
+from msgspec import Meta
+
+from artifacts import ranking
+from artifacts.catalog import Catalog
+from artifacts.profiles import BatchProfile, SentLog, SentMail
+from service.events import Id
+from service.foldin import FoldIn
+from service.merge import FOLDED, merged_profile
+from service.recommender import Recommender
+from service.schemas import RecommendedItem
+
+MAX_PICK_USERS = 1000
+DAY = 86_400.0
+
+
+class Cap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_mails: Annotated[int, Meta(ge=0)]
+    window_days: Annotated[float, Meta(gt=0, le=3650)]
+
+
+class PicksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    default_cap: Cap = Cap(max_mails=2, window_days=7)
+    markets: dict[str, Cap] = {}
+    segments: dict[str, Cap] = {}
+    exclude_last_mails: Annotated[int, Meta(ge=0, le=100)] = 4
+    sent_ttl_days: Annotated[float, Meta(gt=0, le=3650)] = 90
+
+    @classmethod
+    def load(cls, path: str | None) -> PicksConfig:
+        if not path:
+            return cls()
+        raw = Path(path).read_bytes()
+        decode = msgspec.toml.decode if path.endswith(".toml") else msgspec.json.decode
+        return decode(raw, type=cls)
+
+
+class PickRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    users: Annotated[list[Id], Meta(min_length=1, max_length=MAX_PICK_USERS)]
+    n: Annotated[int, Meta(ge=1, le=50)] = 6
+    market: Id | None = None
+    campaign: Id = "default"
+    """Campaign family: repeats and caps are counted per family."""
+    record: bool = False
+    """Append these picks to the sent log (do this when the mail is actually sent)."""
+
+
+class Pick(msgspec.Struct, kw_only=True):
+    user_id: str
+    items: list[RecommendedItem]
+    source: str
+    market: str | None = None
+    capped: bool = False
+    reason: str | None = None
+
+
+class PickEngine:
+    """Computes picks for chunks of customers from one recommender's catalogue and store."""
+
+    def __init__(self, recommender: Recommender, config: PicksConfig):
+        self.recommender = recommender
+        self.config = config
+        self._per_catalog: tuple[Catalog, bytes, FoldIn] | None = None
+
+    def _catalog_parts(self, catalog: Catalog) -> tuple[bytes, FoldIn]:
+        if self._per_catalog is None or self._per_catalog[0] is not catalog:
+            sensitive = np.asarray(catalog.bundle["item_sensitive"], dtype=np.uint8).tobytes()
+            self._per_catalog = (catalog, sensitive, FoldIn(catalog))
+        return self._per_catalog[1], self._per_catalog[2]
+
+    def _cap(self, market: str | None, segments: list[str]) -> Cap:
+        caps = [self.config.default_cap]
+        if market in self.config.markets:
+            caps.append(self.config.markets[market])
+        caps += [self.config.segments[s] for s in segments if s in self.config.segments]
+        return min(caps, key=lambda c: c.max_mails / c.window_days)
+
+    async def pick(self, user_ids: list[str], *, n: int, market: str | None, campaign: str,
+                   record: bool, now: float) -> list[Pick]:
+        catalog, trained_until = self.recommender._snapshot()
+        if market is not None:
+            self.recommender._market(catalog, market, None)  # 400 on an unknown market
+        sensitive, foldin = self._catalog_parts(catalog)
+        rows = await self.recommender.store.get_users(user_ids)
+        profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,
+                                   version=catalog.version) for r in rows]
+        await self._refold_stale(catalog, foldin, rows, profiles, trained_until)
+        picks, sent_logs = [], {}
+        keep = max(self.config.exclude_last_mails, 20)
+        for user_id, row, profile in zip(user_ids, rows, profiles):
+            pick, shown = self._pick_one(catalog, sensitive, user_id, row.sent, profile,
+                                         n=n, market=market, campaign=campaign, now=now)
+            picks.append(pick)
+            if record and shown:
+                log = row.sent or SentLog()
+                mails = [SentMail(now, shown), *log.campaigns.get(campaign, [])][:keep]
+                sent_logs[user_id] = SentLog(campaigns={**log.campaigns, campaign: mails})
+        if sent_logs:
+            await self.recommender.store.put_sent(sent_logs, self.config.sent_ttl_days * DAY)
+        return picks
+
+    async def _refold_stale(self, catalog: Catalog, foldin: FoldIn, rows, profiles,
+                            trained_until: float) -> None:
+        """Fold in, with one batch search, customers whose live purchases are newer than their
+        folded-in list (e.g. events arrived while the fold-in step was skipped)."""
+        index = catalog.items.index
+        stale = []
+        for pos, row in enumerate(rows):
+            live = row.live
+            if live is None:
+                continue
+            newest = max((p.ts for p in live.purchased if p.ts > trained_until), default=None)
+            if newest is not None and live.folded_at < newest:
+                stale.append(pos)
+        if not stale:
+            return
+        histories = [[i for i in map(index, profiles[pos].purchased) if i is not None]
+                     for pos in stale]
+        lists = await asyncio.to_thread(foldin.candidates, histories, 100)
+        for pos, (items, scores) in zip(stale, lists):
+            p = profiles[pos]
+            folded = [catalog.ids[i] for i in items]
+            profiles[pos] = msgspec.structs.replace(
+                p, candidates=folded + p.candidates, scores=scores + p.scores,
+                sources=[FOLDED] * len(folded) + p.sources)
+
+    def _pick_one(self, catalog: Catalog, sensitive: bytes, user_id: str, sent: SentLog | None,
+                  profile: BatchProfile | None, *, n: int, market: str | None, campaign: str,
+                  now: float) -> tuple[Pick, list[str]]:
+        market_name = market or (profile.market if profile and profile.market and
+                                 catalog.knows_market(profile.market) else None)
+        mails = sent.campaigns.get(campaign, []) if sent else []
+        cap = self._cap(market_name, profile.segments if profile else [])
+        recent = sum(1 for m in mails if m.ts > now - cap.window_days * DAY)
+        if recent >= cap.max_mails:
+            reason = (f"frequency cap: {recent} mail(s) of campaign {campaign!r} in the last "
+                      f"{cap.window_days:g} days, at most {cap.max_mails} allowed")
+            return Pick(user_id=user_id, items=[], source="none", market=market_name,
+                        capped=True, reason=reason), []
+        shown = [i for m in mails[:self.config.exclude_last_mails] for i in m.items]
+        personal = profile is not None and profile.consent_personalisation is not False
+        allow_sensitive = profile is not None and profile.consent_sensitive is True
+        base = profile if personal else None
+        exclude = [*(profile.purchased if profile else []), *shown]
+        effective = msgspec.structs.replace(base or BatchProfile(bundle_version=catalog.version),
+                                            purchased=exclude)
+        chosen = ranking.for_user(catalog, effective, n=n + (0 if allow_sensitive else 20),
+                                  market=market_name)
+        items = chosen.items
+        if not allow_sensitive:
+            index = catalog.items.index
+            items = [i for i in items if not sensitive[index(i.item_id)]]
+        items = items[:n]
+        source = chosen.source if base is not None else ranking.popular_source(market_name)
+        reason = None if personal or profile is None else "no consent to personalisation"
+        return Pick(user_id=user_id, items=items, source=source, market=market_name,
+                    reason=reason), [i.item_id for i in items]
