@@ -13,23 +13,22 @@ class Vocabulary:
     decide what an unknown id means for them.
     """
 
-    __slots__ = ("_ids", "_index")
+    __slots__ = ("_ids", "_index", "index")
 
     def __init__(self, ids: Sequence[str] | Iterable[str]):
         self._ids: list[str] = [str(i) for i in ids]
         self._index: dict[str, int] = {v: i for i, v in enumerate(self._ids)}
         if len(self._index) != len(self._ids):
             raise ValueError("vocabulary ids must be unique")
+        #: ``index(item_id) -> int | None``: the dict's own ``get``, so the lookup on every
+        #: request costs no Python frame.
+        self.index = self._index.get
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._index
-
-    def index(self, item_id: str) -> int | None:
-        """Index of ``item_id``, or ``None`` when it is not in the vocabulary."""
-        return self._index.get(item_id)
 
     def id(self, index: int) -> str:
         """External id at ``index`` (raises ``IndexError`` when out of range)."""

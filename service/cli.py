@@ -6,9 +6,12 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 import msgspec
 
+from artifacts.bundle import BundleError
+from service.errors import ServiceError
 from service.settings import Settings
 
 
@@ -33,6 +36,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _picks(args: argparse.Namespace) -> int:
+    from service.batch_picks import run_picks
+
+    settings = Settings.from_env(**({"bundle_dir": str(args.bundle)} if args.bundle else {}),
+                                 **({"redis_url": args.redis_url} if args.redis_url else {}))
+    stats = run_picks(settings, users_path=args.users, out_path=args.out, n=args.n,
+                      market=args.market, campaign=args.campaign, record=args.record,
+                      chunk=args.chunk, workers=args.workers, progress=not args.quiet)
+    print(f"{stats.users:,} customers -> {args.out}: {stats.picked:,} with picks, "
+          f"{stats.capped:,} capped, {stats.invalid:,} invalid ids; "
+          f"{stats.seconds:.1f} s ({stats.users / max(stats.seconds, 1e-9):,.0f} customers/s)"
+          f"{'; recorded in the sent log' if args.record else ''}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,6 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
                                        "embedded store)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(run=_serve)
+
+    p = sub.add_parser("picks", help="batch picks for an email campaign, file to file",
+                       description="Compute picks for every customer id in --users (one per "
+                                   "line) and write one JSON line per customer to --out. Uses "
+                                   "the bundle and Redis from RECO_* settings, like serve.")
+    p.add_argument("--users", type=Path, required=True, help="file with one customer id per line")
+    p.add_argument("--out", type=Path, required=True,
+                   help="NDJSON output; written aside and renamed when complete")
+    p.add_argument("--campaign", default="default",
+                   help="campaign family: repeats and caps count per family (default: default)")
+    p.add_argument("--n", type=int, default=6, help="items per customer, 1-50 (default: 6)")
+    p.add_argument("--market", help="pick for this market (default: each customer's own)")
+    p.add_argument("--record", action="store_true",
+                   help="append the picks to the sent log (do this for the run that is mailed)")
+    p.add_argument("--chunk", type=int, default=1000,
+                   help="customers per Redis round trip and FAISS batch (default: 1000)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help=f"worker processes (default: {os.cpu_count() or 1}, the CPU count)")
+    p.add_argument("--bundle", help="bundle dir or bundles root (overrides $RECO_BUNDLE_DIR)")
+    p.add_argument("--redis-url", help="Redis URL (overrides $RECO_REDIS_URL)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_picks)
     return parser
 
 
@@ -61,4 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except msgspec.ValidationError as exc:
         print(f"error: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except (BundleError, ServiceError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ class FoldIn:
         config = bundle.manifest.config
         self.regularization = float(config.get("regularization", 0.05))
         self.alpha = float(config.get("alpha", 1.0))
-        self.gram = (self.factors.T.astype(np.float64) @ self.factors.astype(np.float64))
+        self.gram = (self.factors.T @ self.factors).astype(np.float64)
         self.index = bundle.item_index
 
     def vectors(self, histories: list[list[int]]) -> np.ndarray:

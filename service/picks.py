@@ -92,13 +92,19 @@ class PickEngine:
     def __init__(self, recommender: Recommender, config: PicksConfig):
         self.recommender = recommender
         self.config = config
-        self._per_catalog: tuple[Catalog, bytes, FoldIn] | None = None
+        self._sensitive: tuple[Catalog, frozenset[str]] | None = None
+        self._foldin: FoldIn | None = None
 
-    def _catalog_parts(self, catalog: Catalog) -> tuple[bytes, FoldIn]:
-        if self._per_catalog is None or self._per_catalog[0] is not catalog:
-            sensitive = np.asarray(catalog.bundle["item_sensitive"], dtype=np.uint8).tobytes()
-            self._per_catalog = (catalog, sensitive, FoldIn(catalog))
-        return self._per_catalog[1], self._per_catalog[2]
+    def _sensitive_ids(self, catalog: Catalog) -> frozenset[str]:
+        if self._sensitive is None or self._sensitive[0] is not catalog:
+            flags = np.flatnonzero(np.asarray(catalog.bundle["item_sensitive"]))
+            self._sensitive = (catalog, frozenset(catalog.ids[i] for i in flags.tolist()))
+        return self._sensitive[1]
+
+    def _foldin_for(self, catalog: Catalog) -> FoldIn:
+        if self._foldin is None or self._foldin.catalog is not catalog:
+            self._foldin = FoldIn(catalog)
+        return self._foldin
 
     def _cap(self, market: str | None, segments: list[str]) -> Cap:
         caps = [self.config.default_cap]
@@ -112,11 +118,11 @@ class PickEngine:
         catalog, trained_until = self.recommender._snapshot()
         if market is not None:
             self.recommender._market(catalog, market, None)  # 400 on an unknown market
-        sensitive, foldin = self._catalog_parts(catalog)
+        sensitive = self._sensitive_ids(catalog)
         rows = await self.recommender.store.get_users(user_ids)
         profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,
                                    version=catalog.version) for r in rows]
-        await self._refold_stale(catalog, foldin, rows, profiles, trained_until)
+        await self._refold_stale(catalog, rows, profiles, trained_until)
         picks, sent_logs = [], {}
         keep = max(self.config.exclude_last_mails, 20)
         for user_id, row, profile in zip(user_ids, rows, profiles):
@@ -131,8 +137,7 @@ class PickEngine:
             await self.recommender.store.put_sent(sent_logs, self.config.sent_ttl_days * DAY)
         return picks
 
-    async def _refold_stale(self, catalog: Catalog, foldin: FoldIn, rows, profiles,
-                            trained_until: float) -> None:
+    async def _refold_stale(self, catalog: Catalog, rows, profiles, trained_until: float) -> None:
         """Fold in, with one batch search, customers whose live purchases are newer than their
         folded-in list (e.g. events arrived while the fold-in step was skipped)."""
         index = catalog.items.index
@@ -148,7 +153,7 @@ class PickEngine:
             return
         histories = [[i for i in map(index, profiles[pos].purchased) if i is not None]
                      for pos in stale]
-        lists = await asyncio.to_thread(foldin.candidates, histories, 100)
+        lists = await asyncio.to_thread(self._foldin_for(catalog).candidates, histories, 100)
         for pos, (items, scores) in zip(stale, lists):
             p = profiles[pos]
             folded = [catalog.ids[i] for i in items]
@@ -156,7 +161,8 @@ class PickEngine:
                 p, candidates=folded + p.candidates, scores=scores + p.scores,
                 sources=[FOLDED] * len(folded) + p.sources)
 
-    def _pick_one(self, catalog: Catalog, sensitive: bytes, user_id: str, sent: SentLog | None,
+    def _pick_one(self, catalog: Catalog, sensitive: frozenset[str], user_id: str,
+                  sent: SentLog | None,
                   profile: BatchProfile | None, *, n: int, market: str | None, campaign: str,
                   now: float) -> tuple[Pick, list[str]]:
         market_name = market or (profile.market if profile and profile.market and
@@ -176,12 +182,20 @@ class PickEngine:
         exclude = [*(profile.purchased if profile else []), *shown]
         effective = msgspec.structs.replace(base or BatchProfile(bundle_version=catalog.version),
                                             purchased=exclude)
-        chosen = ranking.for_user(catalog, effective, n=n + (0 if allow_sensitive else 20),
-                                  market=market_name)
-        items = chosen.items
+        margin = 0
         if not allow_sensitive:
-            index = catalog.items.index
-            items = [i for i in items if not sensitive[index(i.item_id)]]
+            # sensitive candidates go before selection, so the list still fills up to n
+            if not sensitive.isdisjoint(effective.candidates):
+                keep = [k for k, c in enumerate(effective.candidates) if c not in sensitive]
+                effective = msgspec.structs.replace(
+                    effective, candidates=[effective.candidates[k] for k in keep],
+                    scores=[effective.scores[k] for k in keep],
+                    sources=[effective.sources[k] for k in keep])
+            margin = 10  # popular top-ups may hold a few sensitive items
+        chosen = ranking.for_user(catalog, effective, n=n + margin, market=market_name)
+        items = chosen.items
+        if margin:
+            items = [i for i in items if i.item_id not in sensitive]
         items = items[:n]
         source = chosen.source if base is not None else ranking.popular_source(market_name)
         reason = None if personal or profile is None else "no consent to personalisation"

@@ -1,0 +1,194 @@
+"""File-to-file batch picks (``python -m service picks``): any number of customers, bounded
+memory, one Redis round trip and one FAISS batch per chunk, output written aside then renamed.
+
+Chunks are spread over worker processes (each with its own event loop, Redis connection and
+memory-mapped view of the bundle); the parent reads the users file and writes the workers'
+lines in input order, so the output does not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from tqdm import tqdm
+
+from artifacts.bundle import Bundle
+from artifacts.catalog import Catalog
+from artifacts.ids import is_valid_id
+from service.picks import Pick, PickEngine, PicksConfig
+from service.recommender import Recommender
+from service.settings import Settings
+from service.store import MemoryProfileStore, RedisProfileStore
+
+log = logging.getLogger(__name__)
+INVALID = "invalid customer id"
+
+
+@dataclass
+class PickStats:
+    users: int = 0
+    picked: int = 0
+    capped: int = 0
+    invalid: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PickJob:
+    """Everything a worker needs to know, picklable by the standard library."""
+
+    settings: Settings
+    n: int
+    market: str | None
+    campaign: str
+    record: bool
+    now: float
+
+
+class _ChunkPicker:
+    """One process's engine: bundle, store, event loop; turns chunks into NDJSON bytes."""
+
+    def __init__(self, job: PickJob, *, verify: bool):
+        settings = job.settings
+        bundle = Bundle.open(settings.bundle_dir, verify=verify)
+        self.loop = asyncio.new_event_loop()
+        if settings.redis_url:
+            self.store = RedisProfileStore(settings.redis_url, prefix=settings.redis_prefix,
+                                           timeout_s=max(settings.redis_timeout_ms / 1000, 5.0))
+        else:
+            self.store = MemoryProfileStore(bundle.profile_records(), prefix=settings.redis_prefix)
+        recommender = Recommender(Catalog(bundle), self.store,
+                                  default_market=settings.default_market)
+        if job.market is not None:
+            recommender._market(recommender.catalog, job.market, None)  # BadRequest if unknown
+        self.engine = PickEngine(recommender, PicksConfig.load(settings.picks_config))
+        self.job = job
+        self.encoder = msgspec.json.Encoder()
+
+    def run(self, users: list[str]) -> tuple[bytes, tuple[int, int, int, int]]:
+        job = self.job
+        valid = [u for u in users if is_valid_id(u)]
+        picked = iter(self.loop.run_until_complete(self.engine.pick(
+            valid, n=job.n, market=job.market, campaign=job.campaign, record=job.record,
+            now=job.now))) if valid else iter(())
+        buf = bytearray()
+        picked_n = capped = invalid = 0
+        for user in users:
+            if is_valid_id(user):
+                pick = next(picked)
+            else:
+                pick = Pick(user_id=user[:200], items=[], source="none", reason=INVALID)
+                invalid += 1
+            picked_n += bool(pick.items)
+            capped += pick.capped
+            self.encoder.encode_into(pick, buf, len(buf))
+            buf += b"\n"
+        return bytes(buf), (len(users), picked_n, capped, invalid)
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.store.close())
+        self.loop.close()
+
+
+_worker: _ChunkPicker | None = None
+
+
+def _init_worker(job: PickJob) -> None:
+    global _worker  # one engine per worker process, built once
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    _worker = _ChunkPicker(job, verify=False)  # the parent verified the bundle
+
+
+def _run_in_worker(users: list[str]) -> tuple[bytes, tuple[int, int, int, int]]:
+    assert _worker is not None
+    return _worker.run(users)
+
+
+def _chunks(path: Path, size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            user = line.strip()
+            if not user or user.startswith("#"):
+                continue
+            chunk.append(user)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _count(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip() and not line.startswith(b"#"))
+
+
+def run_picks(settings: Settings, *, users_path: Path, out_path: Path, n: int,
+              market: str | None, campaign: str, record: bool, chunk: int = 1000,
+              workers: int = 1, progress: bool = True) -> PickStats:
+    """Pick for every customer in ``users_path`` into ``out_path`` (NDJSON, input order)."""
+    if not 1 <= n <= 50:
+        raise ValueError("--n must be between 1 and 50")
+    if not 1 <= chunk <= 100_000 or not 1 <= workers <= 64:
+        raise ValueError("--chunk must be 1..100000 and --workers 1..64")
+    if not is_valid_id(campaign) or (market is not None and not is_valid_id(market)):
+        raise ValueError("--campaign and --market must be valid ids (letters, digits, ._:@-)")
+    if not users_path.is_file():
+        raise ValueError(f"no users file at {users_path}")
+    if not settings.redis_url:
+        log.warning("RECO_REDIS_URL is not set: picks from the bundle's batch profiles only "
+                    "(no live events, and --record keeps nothing)")
+    job = PickJob(settings, n, market, campaign, record, time.time())
+    local = _ChunkPicker(job, verify=settings.verify_bundle)  # validates bundle and market
+    stats = PickStats()
+    started = time.perf_counter()
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    bar = tqdm(total=_count(users_path), unit="customer", desc="picks", disable=not progress)
+
+    def write(out, result: tuple[bytes, tuple[int, int, int, int]]) -> None:
+        data, (users, picked, capped, invalid) = result
+        out.write(data)
+        stats.users += users
+        stats.picked += picked
+        stats.capped += capped
+        stats.invalid += invalid
+        bar.update(users)
+
+    try:
+        with tmp.open("wb") as out:
+            if workers == 1:
+                for users in _chunks(users_path, chunk):
+                    write(out, local.run(users))
+            else:
+                local.close()
+                ctx = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                         initargs=(job,)) as pool:
+                    in_flight: deque[Future] = deque()
+                    for users in _chunks(users_path, chunk):
+                        in_flight.append(pool.submit(_run_in_worker, users))
+                        if len(in_flight) >= 3 * workers:
+                            write(out, in_flight.popleft().result())
+                    while in_flight:
+                        write(out, in_flight.popleft().result())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, out_path)
+    finally:
+        bar.close()
+        tmp.unlink(missing_ok=True)
+        if workers == 1:
+            local.close()
+    stats.seconds = time.perf_counter() - started
+    return stats
