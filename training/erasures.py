@@ -1,0 +1,55 @@
+"""The erasure list: customers who asked to be forgotten (``DELETE /v1/users/{id}``).
+
+The service records each erased id in the Redis sorted set ``<prefix>:v1:erasures`` (id ->
+time of erasure). Every training run reads it and drops those customers' rows before anything
+is fitted, and does not write a profile for them, so a shop export that still holds their
+history does not bring them back. The list is kept: the export may hold the rows for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+import redis
+
+from artifacts.profiles import KeyScheme
+from training.data.schema import CanonicalData, DataError
+
+log = logging.getLogger(__name__)
+
+
+def read_erasures(url: str | None, prefix: str = "reco", file: Path | None = None) -> set[str]:
+    """Erased customer ids from Redis (when ``url`` is given) and/or a file of one id per line."""
+    erased: set[str] = set()
+    if url:
+        client = redis.Redis.from_url(url)
+        try:
+            erased |= {m.decode() for m in client.zrange(KeyScheme(prefix).erasures(), 0, -1)}
+        finally:
+            client.close()
+    if file is not None:
+        if not file.is_file():
+            raise DataError(f"{file}: erasure list not found")
+        erased |= {line.strip() for line in file.read_text().splitlines() if line.strip()}
+    return erased
+
+
+def drop_erased(data: CanonicalData, erased: set[str]) -> CanonicalData:
+    """``data`` without any row of an erased customer (purchases, customers, events)."""
+    if not erased:
+        return data
+    ids = pl.Series(sorted(erased), dtype=pl.String)
+    purchases = data.purchases.filter(~pl.col("user_id").is_in(ids))
+    dropped = data.purchases.height - purchases.height
+    customers = None if data.customers is None else \
+        data.customers.filter(~pl.col("user_id").is_in(ids))
+    events = None if data.events is None else \
+        data.events.filter(pl.col("user_id").is_null() | ~pl.col("user_id").is_in(ids))
+    log.info("erasure list: %d customer(s), %d purchase row(s) dropped", len(erased), dropped)
+    if purchases.height == 0:
+        raise DataError(f"{data.name}: no purchases left after applying the erasure list")
+    return CanonicalData(data.name, purchases, data.items,
+                         customers if customers is not None and customers.height else None,
+                         events if events is not None and events.height else None)
