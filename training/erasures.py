@@ -40,7 +40,7 @@ def drop_erased(data: CanonicalData, erased: set[str]) -> CanonicalData:
     """``data`` without any row of an erased customer (purchases, customers, events)."""
     if not erased:
         return data
-    ids = pl.Series(sorted(erased), dtype=pl.String)
+    ids = pl.lit(sorted(erased), dtype=pl.List(pl.String)).first()
     purchases = data.purchases.filter(~pl.col("user_id").is_in(ids))
     dropped = data.purchases.height - purchases.height
     customers = None if data.customers is None else \
