@@ -20,7 +20,12 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["RECO_BUNDLE_DIR"] = str(args.bundle)
     if args.redis_url is not None:
         os.environ["RECO_REDIS_URL"] = args.redis_url
-    Settings.from_env()  # fail here, readably, on bad settings - not inside a worker
+    settings = Settings.from_env()  # fail here, readably, on bad settings - not in a worker
+    if not settings.redis_url and args.workers > 1:
+        print("error: the embedded profile store lives inside one process; with --workers "
+              f"{args.workers} each worker would hold its own. Set RECO_REDIS_URL (or "
+              "--redis-url) or use --workers 1.", file=sys.stderr)
+        return 2
     if args.server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
