@@ -70,7 +70,7 @@ class _ChunkPicker:
         recommender = Recommender(Catalog(bundle), self.store,
                                   default_market=settings.default_market)
         if job.market is not None:
-            recommender._market(recommender.catalog, job.market, None)  # BadRequest if unknown
+            recommender.resolve_market(recommender.catalog, job.market, None)  # BadRequest if unknown
         self.engine = PickEngine(recommender, PicksConfig.load(settings.picks_config))
         self.job = job
         self.encoder = msgspec.json.Encoder()

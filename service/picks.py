@@ -115,9 +115,9 @@ class PickEngine:
 
     async def pick(self, user_ids: list[str], *, n: int, market: str | None, campaign: str,
                    record: bool, now: float) -> list[Pick]:
-        catalog, trained_until = self.recommender._snapshot()
+        catalog, trained_until = self.recommender.snapshot()
         if market is not None:
-            self.recommender._market(catalog, market, None)  # 400 on an unknown market
+            self.recommender.resolve_market(catalog, market, None)  # 400 on an unknown market
         sensitive = self._sensitive_ids(catalog)
         rows = await self.recommender.store.get_users(user_ids)
         profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,

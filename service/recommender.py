@@ -36,22 +36,24 @@ class Recommender:
 
     @property
     def catalog(self) -> Catalog:
-        return self._catalog
+        return self._state[0]
 
     @catalog.setter
     def catalog(self, catalog: Catalog) -> None:
-        """Swap the catalogue (and what is derived from it) in one assignment."""
+        """Swap the catalogue and what is derived from it in one assignment (hot swap)."""
         end = catalog.bundle.manifest.data_end
         trained_until = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp() \
             if end else 0.0
         self._state = (catalog, trained_until)
-        self._catalog = catalog
 
-    def _snapshot(self) -> tuple[Catalog, float]:
+    def snapshot(self) -> tuple[Catalog, float]:
+        """(catalogue, end of its training data as epoch seconds), read once per request."""
         return self._state
 
-    def _market(self, catalog: Catalog, requested: str | None,
-                profile: BatchProfile | None) -> str | None:
+    def resolve_market(self, catalog: Catalog, requested: str | None,
+                       profile: BatchProfile | None = None) -> str | None:
+        """The market to answer for: the requested one (400 if the catalogue does not know it),
+        else the customer's, else the configured default, else none."""
         if requested is not None:
             if not catalog.knows_market(requested):
                 known = ", ".join(catalog.markets) or "none (this catalogue has no markets)"
@@ -74,9 +76,9 @@ class Recommender:
                               version=catalog.version), False
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None) -> Recommendations:
-        catalog, trained_until = self._snapshot()
+        catalog, trained_until = self.snapshot()
         profile, degraded = await self._profile(user_id, catalog, trained_until)
-        market_name = self._market(catalog, market, profile)
+        market_name = self.resolve_market(catalog, market, profile)
         picked = ranking.for_user(catalog, profile, n=n, market=market_name)
         if profile is None:
             picked.notes.insert(0, STORE_DOWN if degraded else UNKNOWN_CUSTOMER)
@@ -86,14 +88,14 @@ class Recommender:
 
     async def similar(self, item_id: str, *, n: int, market: str | None = None,
                       user_id: str | None = None) -> Recommendations:
-        catalog, trained_until = self._snapshot()
+        catalog, trained_until = self.snapshot()
         idx = catalog.items.index(item_id)
         if idx is None:
             raise NotFound(f"item {item_id!r} is not in the catalogue of bundle {catalog.version}")
         profile, degraded = (None, False)
         if user_id is not None:
             profile, degraded = await self._profile(user_id, catalog, trained_until)
-        market_name = self._market(catalog, market, profile)
+        market_name = self.resolve_market(catalog, market, profile)
         picked = ranking.similar(catalog, idx, n=n, market=market_name,
                                  exclude=ranking.purchased_indices(catalog, profile))
         if degraded:

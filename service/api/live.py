@@ -9,7 +9,7 @@ from litestar.params import JSONBody
 
 from service.api.params import UserId
 from service.errors import BadRequest, Unavailable
-from service.events import EventBatch, EventValidationError, IngestResult, parse_batch
+from service.events import EventBatch, EventValidationError, Id, IngestResult, parse_batch
 from service.ingest import IdentifyResult
 from service.store.base import StoreUnavailable
 
@@ -17,7 +17,7 @@ SessionId = UserId  # same id rules
 
 
 class IdentifyBody(msgspec.Struct, forbid_unknown_fields=True):
-    user_id: str
+    user_id: Id
 
 
 class Erased(msgspec.Struct, kw_only=True):
@@ -53,10 +53,6 @@ class LiveController(Controller):
                        data: JSONBody[IdentifyBody]) -> IdentifyResult:
         """On login: carry the anonymous session's signals (views, cart, sizes) over to the
         customer and link the session to them (erasing the customer erases it too)."""
-        from artifacts.ids import is_valid_id
-
-        if not is_valid_id(data.user_id):
-            raise BadRequest(f"user_id {data.user_id[:40]!r} is not a valid id")
         try:
             return await state.ingestor.identify(session_id, data.user_id, time.time())
         except StoreUnavailable as exc:

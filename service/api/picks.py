@@ -27,7 +27,7 @@ class PicksController(Controller):
         reason. With ``record``, the picks are written to the sent log."""
         engine = state.pick_engine
         # validate the market before the stream starts, so a bad one is a clean 400
-        engine.recommender._market(engine.recommender.catalog, data.market, None)
+        engine.recommender.resolve_market(engine.recommender.catalog, data.market, None)
         now = time.time()
 
         async def lines() -> AsyncIterator[bytes]:
