@@ -18,6 +18,8 @@ Layout of ``<root>/<version>/``::
     popular_score.npy          float32 (1 + n_markets, P)
     item_factors.npy           float32 (n_items, f) ALS item factors (zeros: item unseen)
     item_factors.faiss         FAISS inner-product index over item_factors (ids = item index)
+    item_repurchasable.npy     optional bool: a customer who bought the item may be shown it
+                               again; absent (older bundles): False for every item
     profiles/part-NNNNN.msgpack  batch profiles (list[ProfileRecord]), for seeding a store
 
 ``<root>/current`` is a symlink to the version being served. A bundle is written into a hidden
@@ -65,7 +67,19 @@ ARRAYS: dict[str, str] = {
     "popular_score": "float32",
     "item_factors": "float32",
 }
+#: Arrays a bundle may carry; a reader gets the default (see :func:`optional_default`) when
+#: one is absent, so adding one here does not change the schema version.
+OPTIONAL_ARRAYS: dict[str, str] = {
+    "item_repurchasable": "bool",
+}
 FAISS_FILES = ("item_factors.faiss",)
+
+
+def optional_default(name: str, n_items: int) -> np.ndarray:
+    """The value of an optional array a bundle does not carry."""
+    if name == "item_repurchasable":
+        return np.zeros(n_items, dtype=bool)
+    raise KeyError(name)
 
 
 class BundleError(Exception):
@@ -94,6 +108,10 @@ class BundleManifest(msgspec.Struct, kw_only=True):
     categories: list[str] = []
     config: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
+    """Evaluation figures of the run that produced the bundle (training.evaluation.holdout):
+    the held-out window, and MAP@12 / recall / NDCG per model and customer group."""
+    repurchase: dict[str, Any] = {}
+    """What the trainer learned about repurchases: shop-wide rate, threshold, categories."""
     timings: dict[str, float] = {}
     files: dict[str, FileEntry] = {}
 
@@ -144,7 +162,7 @@ class BundleWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def add_array(self, name: str, array: np.ndarray) -> None:
-        expected = ARRAYS.get(name)
+        expected = ARRAYS.get(name) or OPTIONAL_ARRAYS.get(name)
         if expected is None:
             raise ValueError(f"unknown bundle array {name!r}")
         if expected == "U":
@@ -265,6 +283,20 @@ class Bundle:
                 raise BundleError(f"{bundle_dir}: cannot read {name}.npy: {exc}") from exc
             if dtype != "U" and array.dtype != np.dtype(dtype):
                 raise BundleError(f"{bundle_dir}: {name}.npy has dtype {array.dtype}, not {dtype}")
+            arrays[name] = array
+        n_items = len(arrays["items"])
+        for name, dtype in OPTIONAL_ARRAYS.items():
+            path = bundle_dir / f"{name}.npy"
+            if not path.exists():
+                arrays[name] = optional_default(name, n_items)
+                continue
+            try:
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise BundleError(f"{bundle_dir}: cannot read {name}.npy: {exc}") from exc
+            if array.dtype != np.dtype(dtype) or len(array) != n_items:
+                raise BundleError(f"{bundle_dir}: {name}.npy has dtype {array.dtype} and "
+                                  f"{len(array)} rows, not {dtype} x {n_items}")
             arrays[name] = array
         index = faiss.read_index(str(bundle_dir / "item_factors.faiss"), faiss.IO_FLAG_MMAP)
         return cls(bundle_dir, manifest, arrays, index)

@@ -35,6 +35,7 @@ class Catalog:
         avail = np.vstack([in_stock[None, :], (sold.T & in_stock)])
         self._available = [row.astype(np.uint8).tobytes() for row in avail]
         self.category: list[int] = np.asarray(bundle["item_category"]).tolist()
+        self._repurchasable = frozenset(np.flatnonzero(bundle["item_repurchasable"]).tolist())
         self.categories: list[str] = list(bundle.manifest.categories)
         self._neighbours_idx = bundle["neighbours_idx"]
         self._neighbours_score = bundle["neighbours_score"]
@@ -59,6 +60,10 @@ class Catalog:
 
     def knows_market(self, market: str) -> bool:
         return market in self._market_index
+
+    def repurchasable(self, index: int) -> bool:
+        """Whether a customer who bought item ``index`` may be recommended it again."""
+        return index in self._repurchasable
 
     def available(self, market_row: int) -> bytes:
         """Byte per item: 1 when it may be shown in this market (sold there and in stock)."""

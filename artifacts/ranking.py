@@ -53,20 +53,34 @@ def fill_popular(catalog: Catalog, row: int, n: int, out: list[RecommendedItem],
 
 
 def purchased_indices(catalog: Catalog, profile: BatchProfile | None) -> set[int]:
+    """Every catalogue item the customer bought (as far as the profile keeps)."""
     if profile is None:
         return set()
     index = catalog.items.index
     return {i for i in map(index, profile.purchased) if i is not None}
 
 
+def not_again(catalog: Catalog, profile: BatchProfile | None) -> set[int]:
+    """Items the customer bought that must not be recommended to them again: every purchase
+    except those the bundle marks repurchasable (``item_repurchasable``)."""
+    return {i for i in purchased_indices(catalog, profile) if not catalog.repurchasable(i)}
+
+
 def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
-             market: str | None) -> Selection:
-    """"For you": the profile's candidates minus purchases and items unavailable in ``market``,
-    topped up with popular items of the market, then overall. Without a profile: popular."""
+             market: str | None, repurchase: bool = False) -> Selection:
+    """"For you": the profile's candidates minus items unavailable in ``market`` and minus
+    what the customer bought, topped up with popular items of the market, then overall.
+    Without a profile: popular.
+
+    ``repurchase=True`` is the "for you" rule of DESIGN.md: a bought item stays when the
+    bundle marks it repurchasable (:func:`not_again`), so the trainer's ``buy_again``
+    candidates are served. ``False`` (the default) excludes every item in
+    ``profile.purchased``, which callers such as batch e-mails rely on ("no item the customer
+    just bought", and their own exclusions passed in that list)."""
     row = catalog.market_row(market)
     available = catalog.available(row)
     index = catalog.items.index
-    seen = purchased_indices(catalog, profile)
+    seen = not_again(catalog, profile) if repurchase else purchased_indices(catalog, profile)
     out: list[RecommendedItem] = []
     notes: list[str] = []
     if profile is not None:

@@ -97,3 +97,29 @@ async def test_served_recommendations_beat_popularity(hm, hm_trained, redis_url)
     print(f"\nH&M customers with history: {len(users)}, MAP@12 served {mean(served):.5f} "
           f"vs popularity {mean(baseline):.5f}")
     assert mean(served) > mean(baseline)
+
+
+@pytest.mark.parametrize("dataset,split_at,days", [
+    ("hm", dt.datetime(2020, 9, 21), 1),
+    ("online_retail", dt.datetime(2011, 10, 1), None),
+])
+def test_evaluation_harness_served_leads_every_baseline(dataset, split_at, days):
+    """The evaluate command's figures on the reported splits (benchmarks/RESULTS.md): the
+    served recommendations beat every baseline on MAP@12, overall and with history."""
+    from training.evaluation.harness import SERVED, evaluate
+    from training.evaluation.split import time_split
+
+    data = load_dataset(dataset, shared_dataset(dataset))
+    split = time_split(data, split_at, days)
+    assert not split.train.purchases.filter(pl.col("ts") >= split_at).height
+    ev = evaluate(split, TrainConfig(), progress=False)
+    served = ev.row(SERVED)
+    baselines = [r for r in ev.rows if r.name != SERVED]
+    assert {r.name for r in baselines} >= {"popular_7d", "als", "bm25", "buy_again"}
+    for group in ("all", "with_history"):
+        best = max(baselines, key=lambda r: r.groups[group].map12)
+        print(f"\n{dataset} {group}: served {served.groups[group].map12:.5f}, "
+              f"best baseline {best.name} {best.groups[group].map12:.5f}")
+        assert served.groups[group].map12 > best.groups[group].map12
+    popular = max(r.groups["with_history"].map12 for r in baselines if r.name.startswith("popular"))
+    assert served.groups["with_history"].map12 >= 1.5 * popular

@@ -17,6 +17,8 @@ from training.config import TrainConfig
 from training.data import DATASETS, DataError, load_dataset
 
 DEFAULT_OUT = Path("artifacts/bundles")
+EVAL_DATASETS = ("hm", "online_retail", "canonical")
+MODELS = ("served", "popular_7d", "popular_market", "als", "bm25", "buy_again")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +43,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--until", help="train only on purchases before this date (YYYY-MM-DD)")
     p.add_argument("--no-publish", action="store_true",
                    help="commit the bundle but leave 'current' where it is")
+    p.add_argument("--no-evaluate", action="store_true",
+                   help="skip the held-out evaluation (the manifest then carries no figures)")
+    p.add_argument("--holdout-days", type=int, metavar="N",
+                   help="days at the end of the data held out to measure the run (default: "
+                        "the config's holdout_days, capped at a fifth of the data's span)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write the held-out evaluation as DIR/report.md with PNG plots")
+    p.add_argument("--gate", action="store_true",
+                   help="publish only if the new bundle's held-out MAP@12 (all customers and "
+                        "those with history) is not worse than the serving bundle's by more "
+                        "than the config's gate_tolerance; otherwise say why, leave 'current' "
+                        "and Redis untouched and exit with status 4")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic shop (default: 7)")
     for name, help_text in (("factors", "ALS factors"), ("iterations", "ALS iterations"),
                             ("neighbours", "item-item neighbours kept per item"),
@@ -65,22 +79,111 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_push)
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="measure the served recommendations against baselines on a time split",
+        description="Train on every purchase before --split-at, test on the purchases from "
+                    "that date (for --test-days days, default: to the end of the data) and print "
+                    "one table: the served recommendations (a real bundle answered by the "
+                    "service's selection code) and the baselines (popularity over the last 7 "
+                    "days, per market where there are markets, implicit ALS and BM25 item-item "
+                    "with default parameters, buy again where the data has repeats), each for "
+                    "all test customers, those with history and those without. Item fields the "
+                    "adapters derive from purchases are recomputed from the training rows only.")
+    p.add_argument("--dataset", choices=EVAL_DATASETS, required=True,
+                   help="input adapter: " + ", ".join(EVAL_DATASETS))
+    p.add_argument("--data", type=Path, required=True,
+                   help="directory with the dataset's files (layout of ../shared/data/<dataset>)")
+    p.add_argument("--split-at", required=True, metavar="YYYY-MM-DD",
+                   help="first day of the test period; training uses only earlier purchases")
+    p.add_argument("--test-days", type=int, metavar="N",
+                   help="length of the test period in days (default: to the end of the data)")
+    p.add_argument("--k", type=int, default=12,
+                   help="cut-off of recall, NDCG and coverage (default 12; MAP is always @12)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write DIR/report.md with PNG plots beside it")
+    p.add_argument("--config", type=Path,
+                   help="JSON or TOML file with TrainConfig fields for the served model "
+                        "(default: the tuned defaults)")
+    p.add_argument("--models", help="comma-separated subset of models to run "
+                   f"(default: all that apply: {', '.join(MODELS)})")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluation.harness import evaluate
+    from training.evaluation.report import format_table, write_json, write_report
+    from training.evaluation.split import parse_date, time_split
+
+    if args.k < 1 or args.k > 1000:
+        raise DataError(f"--k must be between 1 and 1000, got {args.k}")
+    include = None
+    if args.models:
+        include = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = sorted(set(include) - set(MODELS))
+        if unknown:
+            raise DataError(f"unknown model(s) {', '.join(unknown)} in --models; "
+                            f"expected some of {', '.join(MODELS)}")
+    split_at = parse_date(args.split_at, "--split-at")
+    config = TrainConfig.load(args.config)
+    started = time.perf_counter()
+    data = load_dataset(args.dataset, args.data)
+    split = time_split(data, split_at, args.test_days)
+    with_history = sum(1 for u in split.users if split.with_history(u))
+    if not args.quiet:
+        print(f"{data.name}: {len(split.users):,} test customers ({with_history:,} with history)",
+              file=sys.stderr)
+    ev = evaluate(split, config, k=args.k, include=include, progress=not args.quiet)
+    print(format_table(ev))
+    if args.json:
+        print(f"figures -> {write_json(ev, args.json)}")
+    if args.report:
+        command = "python -m training " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+        print(f"report -> {write_report(ev, args.report, command)}")
+    print(f"took {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from training.pipeline import train
 
     config = TrainConfig.load(args.config, factors=args.factors, iterations=args.iterations,
                               neighbours=args.neighbours, candidates=args.candidates)
+    if args.report and args.no_evaluate:
+        raise DataError("--report describes the held-out evaluation: it cannot be combined "
+                        "with --no-evaluate")
+    if args.gate and args.no_evaluate:
+        raise DataError("--gate compares held-out figures: it cannot be combined with "
+                        "--no-evaluate")
+    if args.holdout_days is not None and args.holdout_days < 1:
+        raise DataError(f"--holdout-days must be at least 1, got {args.holdout_days}")
     started = time.perf_counter()
     options = {"seed": args.seed} if args.dataset == "synthetic" else {}
     data = load_dataset(args.dataset, args.data, **options)
     if args.until:
-        import datetime as dt
-        data = data.before(dt.datetime.fromisoformat(args.until))
+        from training.evaluation.split import parse_date
+        data = data.before(parse_date(args.until, "--until"))
+    metrics = None
+    if not args.no_evaluate:
+        from training.evaluation.holdout import holdout_evaluation, manifest_metrics
+        from training.evaluation.report import write_report
+        ev = holdout_evaluation(data, config, days=args.holdout_days, progress=not args.quiet)
+        metrics = manifest_metrics(ev)
+        _print_holdout(metrics)
+        if args.report:
+            print(f"report of the held-out run -> {write_report(ev, args.report)}")
+    gate = _gate(args.out, config) if args.gate else None
     result = train(data, config, args.out,
                    redis_url=None if args.no_redis else args.redis_url,
                    redis_prefix=args.redis_prefix, publish=not args.no_publish,
-                   progress=not args.quiet)
+                   progress=not args.quiet, metrics=metrics, gate=gate)
     counts = result.manifest.counts
+    if result.refused:
+        print(f"bundle {result.version} -> {result.path} NOT published: {result.refused}\n"
+              f"  'current' and the profiles in Redis are unchanged")
+        return 4
     print(f"bundle {result.version} -> {result.path}"
           f"{' (current)' if result.published else ''}\n"
           f"  {counts['purchases']:,} purchases, {counts['users']:,} customers, "
@@ -89,6 +192,36 @@ def _train(args: argparse.Namespace) -> int:
           f"  profiles: {counts['profiles']:,} in the bundle, {result.profiles_pushed:,} in Redis"
           f"\n  took {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _print_holdout(metrics: dict) -> None:
+    window = metrics["holdout"]
+    print(f"held out {window['days']} day(s) from {window['split_at'][:10]}: "
+          f"{metrics['customers']['all']:,} test customers "
+          f"({metrics['customers']['with_history']:,} with history); MAP@12:")
+    for name, groups in metrics["models"].items():
+        print(f"  {name:16s} all {groups['all']['map12']:.5f}  "
+              f"with history {groups['with_history']['map12']:.5f}")
+
+
+def _gate(out: Path, config: TrainConfig):
+    """The gate against the bundle currently serving under ``out`` (None when there is none)."""
+    from artifacts.bundle import read_manifest, resolve
+    from training.evaluation.holdout import gate_reason
+
+    try:
+        serving = read_manifest(resolve(out))
+    except BundleError as exc:
+        print(f"gate: nothing serving to compare with ({exc})", file=sys.stderr)
+        return None
+    if not serving.metrics:
+        print(f"gate: the serving bundle {serving.version} carries no figures; not gating",
+              file=sys.stderr)
+        return None
+
+    def check(manifest) -> str | None:
+        return gate_reason(manifest.metrics, serving.metrics, config.gate_tolerance)
+    return check
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -106,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
+    _add_evaluate(sub)
     _add_push(sub)
     return parser
 

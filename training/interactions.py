@@ -28,7 +28,8 @@ class Interactions:
 
     ``purchases`` keeps one row per purchase with ``user_idx``, ``item_idx``, ``ts``, ``weight``
     (time-decayed, returns down-weighted) and ``country``; ``matrix`` sums the weights per
-    (user, item) as a CSR matrix of shape (users, items).
+    (user, item) as a CSR matrix of shape (users, items), plus the weighted views and carts of
+    those customers when ``config.view_weight`` / ``config.cart_weight`` are positive.
     """
 
     items: Vocabulary
@@ -94,6 +95,9 @@ def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions
         shape=(len(users), len(items)), dtype=np.float32,
     ).tocsr()
     matrix.sum_duplicates()
+    events = _event_matrix(data, config, item_map, user_map, end, matrix.shape)
+    if events is not None:
+        matrix = (matrix + events).tocsr()
     matrix.eliminate_zeros()
 
     return Interactions(
@@ -102,6 +106,27 @@ def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions
         user_market=_user_markets(data, users, markets, purchases),
         start=start, end=end, dropped_unknown_items=dropped,
     )
+
+
+def _event_matrix(data: CanonicalData, config: TrainConfig, item_map: pl.DataFrame,
+                  user_map: pl.DataFrame, end: dt.datetime, shape) -> sp.csr_matrix | None:
+    """Views and carts of purchasing customers, weighted and decayed like purchases."""
+    weights = {"view": config.view_weight, "cart": config.cart_weight}
+    weights = {k: v for k, v in weights.items() if v > 0}
+    if data.events is None or not weights:
+        return None
+    half_life_us = config.half_life_days * 86_400e6
+    events = (data.events.filter(pl.col("type").is_in(list(weights)) & (pl.col("ts") <= end))
+              .join(item_map, on="item_id", how="inner").join(user_map, on="user_id", how="inner")
+              .with_columns(weight=(pl.col("type").replace_strict(weights, return_dtype=pl.Float64)
+                                    * pl.lit(0.5).pow((pl.lit(end) - pl.col("ts"))
+                                                      .dt.total_microseconds() / half_life_us))
+                            .cast(pl.Float32)))
+    if events.height == 0:
+        return None
+    return sp.csr_matrix((events["weight"].to_numpy(),
+                          (events["user_idx"].to_numpy(), events["item_idx"].to_numpy())),
+                         shape=shape, dtype=np.float32)
 
 
 def _user_markets(data: CanonicalData, users: Vocabulary, markets: Vocabulary,

@@ -1,8 +1,13 @@
-"""The training run laid out as named stages: index -> item-item -> ALS -> popularity ->
-candidates -> export -> profiles to Redis -> publish.
+"""The training run laid out as named stages: index -> ALS -> item-item -> variants (together
+:func:`fit`) -> popularity -> repurchase -> candidates -> export (together :func:`export`) ->
+gate -> profiles to Redis -> publish.
 
-``current`` is switched only after the bundle is committed and (when Redis is configured) every
-batch profile has been written, so a failure at any stage leaves the serving bundle untouched.
+``current`` is switched only after the bundle is committed, passed the optional gate and (when
+Redis is configured) every batch profile has been written, so a failure or a refusal at any stage
+leaves the serving bundle, and the profiles in Redis, untouched.
+
+:func:`fit` depends only on the fields in :data:`FIT_FIELDS`; :func:`export` reads the rest of
+the config, so a tuning run fits once and exports many blends.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import faiss
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -23,16 +30,21 @@ from tqdm import tqdm
 from artifacts import bundle as bundle_format
 from artifacts.bundle import BundleManifest, BundleWriter
 from artifacts.profiles import BatchProfile, ProfileRecord
-from training.candidates import SOURCES, score_candidates
+from training.candidates import SOURCES, SourceInputs, score_candidates
 from training.config import TrainConfig
 from training.data.schema import CanonicalData
 from training.interactions import Interactions, build_interactions
-from training.models import als, itemknn
+from training.models import als, itemknn, repurchase
 from training.models.popularity import popularity, top_lists
+from training.models.variants import variant_similarity
 from training.redis_push import push_profiles
 
 log = logging.getLogger(__name__)
 PROFILE_PART = 50_000
+#: Config fields :func:`fit` reads; changing any other field needs only :func:`export`.
+FIT_FIELDS = ("half_life_days", "returned_weight", "view_weight", "cart_weight", "itemknn",
+              "bm25_k1", "bm25_b", "neighbours", "factors", "regularization", "alpha",
+              "iterations", "seed", "variant_max_group")
 
 
 @dataclass
@@ -43,6 +55,23 @@ class TrainResult:
     published: bool
     profiles_pushed: int
     timings: dict[str, float] = field(default_factory=dict)
+    refused: str | None = None
+    """Why the gate refused to publish the bundle (None: not gated, or passed)."""
+
+
+@dataclass
+class Fitted:
+    """The fitted models of one run, before blending and export."""
+
+    data: CanonicalData
+    inter: Interactions
+    factors: als.Factors
+    index: faiss.Index
+    similarity: object  # scipy CSR (items x items)
+    neighbours: tuple[np.ndarray, np.ndarray, np.ndarray]  # idx, score, source
+    variants: object  # scipy CSR (items x items)
+    bought: object  # scipy CSR (users x items)
+    timings: dict[str, float]
 
 
 class _Stages:
@@ -115,13 +144,13 @@ def _recent_purchases(inter: Interactions, limit: int) -> pl.DataFrame:
 
 
 def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.DataFrame,
-              version: str, progress: bool) -> Iterator[ProfileRecord]:
+              version: str, progress: bool, total: int) -> Iterator[ProfileRecord]:
     ids = inter.items.ids
     markets = inter.markets.ids
     hist_items = history["items"].to_list()
     hist_n = history["n"].to_list()
     hist_last = [t.isoformat() for t in history["last"].to_list()]
-    bar = tqdm(total=len(inter.users), desc="profiles", unit="user", disable=not progress)
+    bar = tqdm(total=total, desc="profiles", unit="user", disable=not progress)
     for block in blocks:
         scores = np.round(block.scores, 5).astype(np.float64)
         for row, u in enumerate(block.users.tolist()):
@@ -142,12 +171,10 @@ def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.Dat
     bar.close()
 
 
-def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
-          redis_url: str | None = None, redis_prefix: str = "reco", publish: bool = True,
-          progress: bool = True, version: str | None = None) -> TrainResult:
-    """Fit every model on ``data``, write a bundle under ``out_root`` and (optionally) batch
-    profiles to Redis, then make the bundle ``current`` when ``publish`` is true."""
-    stage = _Stages()
+def fit(data: CanonicalData, config: TrainConfig, *, progress: bool = True,
+        stage: _Stages | None = None) -> Fitted:
+    """Index ``data`` and fit ALS, item-item and variants (the expensive, blend-free part)."""
+    stage = stage or _Stages()
     with stage("index"):
         inter = build_interactions(data, config)
         log.info("%d purchases, %d customers, %d items, %d markets, %s .. %s",
@@ -158,45 +185,78 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
         index = als.build_index(factors.items)
     with stage("item_item"):
         sim, nb_idx, nb_score, nb_source = _neighbours(inter, factors, config)
+        variants = variant_similarity(data.items["name"].to_list(), inter.item_category,
+                                      config.variant_max_group)
+    bought = sp.csr_matrix(
+        (np.ones(inter.purchases.height, np.float32),
+         (inter.purchases["user_idx"].to_numpy(), inter.purchases["item_idx"].to_numpy())),
+        shape=inter.matrix.shape)
+    bought.sum_duplicates()
+    return Fitted(data=data, inter=inter, factors=factors, index=index, similarity=sim,
+                  neighbours=(nb_idx, nb_score, nb_source), variants=variants, bought=bought,
+                  timings=stage.timings)
+
+
+def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
+           version: str | None = None, profile_users: Collection[str] | None = None,
+           metrics: dict | None = None, progress: bool = True,
+           stage: _Stages | None = None) -> tuple[Path, BundleManifest]:
+    """Blend the fitted models into candidates and commit a bundle under ``out_root``
+    (never made current here). ``profile_users`` limits the batch profiles to those customers
+    (unknown ids are ignored): an evaluation needs only its test customers'."""
+    stage = stage or _Stages()
+    inter, data = fitted.inter, fitted.data
     with stage("popularity"):
         attrs = _item_attributes(data, inter)
         sold = attrs.pop("_sold")
         in_stock = attrs["item_in_stock"]
         sold_in = np.vstack([np.ones(len(inter.items), bool), sold.T]) & in_stock
         pop = popularity(inter.purchases, len(inter.items), inter.markets.ids, inter.end,
-                         config.popularity_days, config.half_life_days)
+                         config.popularity_days, config.popularity_half_life_days)
         pop_idx, pop_score = top_lists(pop, sold_in, config.popular_per_market)
         since = inter.end - dt.timedelta(days=config.active_days)
         active = np.zeros(len(inter.items), dtype=bool)
         active[inter.purchases.filter(pl.col("ts") > since)["item_idx"].unique().to_numpy()] = True
         active &= in_stock
-    bought = sp.csr_matrix(
-        (np.ones(inter.purchases.height, np.float32),
-         (inter.purchases["user_idx"].to_numpy(), inter.purchases["item_idx"].to_numpy())),
-        shape=inter.matrix.shape)
+    with stage("repurchase"):
+        rep = repurchase.fit_repurchase(inter.purchases, inter.item_category,
+                                        len(inter.categories), config)
+        rep_scores = repurchase.repurchase_scores(inter.purchases, inter.matrix.shape, inter.end,
+                                                  rep, config.repurchase_half_life_days)
     history = _recent_purchases(inter, config.history_items)
+    users = None
+    if profile_users is not None:
+        found = (inter.users.index(u) for u in profile_users)
+        users = np.asarray(sorted({i for i in found if i is not None}), dtype=np.int64)
+    n_profiles = len(inter.users) if users is None else int(users.size)
 
     with BundleWriter(out_root, version) as writer, stage("candidates_and_export"):
         for name, array in attrs.items():
             writer.add_array(name, array)
+        writer.add_array("item_repurchasable", rep.repurchasable)
+        nb_idx, nb_score, nb_source = fitted.neighbours
         writer.add_array("neighbours_idx", nb_idx)
         writer.add_array("neighbours_score", nb_score)
         writer.add_array("neighbours_source", nb_source)
         writer.add_array("popular_idx", pop_idx)
         writer.add_array("popular_score", pop_score)
-        writer.add_array("item_factors", factors.items)
-        writer.add_faiss("item_factors.faiss", index)
-        blocks = score_candidates(
-            weights=inter.matrix, bought=bought, similarity=sim, user_factors=factors.users,
-            item_factors=factors.items, popularity=pop, sold_in=sold_in,
-            user_market=inter.user_market, active=active, config=config)
+        writer.add_array("item_factors", fitted.factors.items)
+        writer.add_faiss("item_factors.faiss", fitted.index)
+        inputs = SourceInputs(
+            weights=inter.matrix, bought=fitted.bought, repurchase=rep_scores,
+            repurchasable=rep.repurchasable, similarity=fitted.similarity,
+            variants=fitted.variants, user_factors=fitted.factors.users,
+            item_factors=fitted.factors.items, popularity=pop, sold_in=sold_in,
+            user_market=inter.user_market, n_purchases=history["n"].to_numpy(), active=active)
+        blocks = score_candidates(inputs, config, users)
         part: list[ProfileRecord] = []
-        for record in _profiles(inter, factors, blocks, history, writer.version, progress):
+        for record in _profiles(inter, fitted.factors, blocks, history, writer.version, progress,
+                                n_profiles):
             part.append(record)
             if len(part) >= PROFILE_PART:
                 writer.add_profiles(part)
                 part = []
-        if part:
+        if part or n_profiles == 0:
             writer.add_profiles(part)
         manifest = BundleManifest(
             schema_version=bundle_format.SCHEMA_VERSION, version=writer.version,
@@ -204,22 +264,49 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
             dataset=data.name, data_start=inter.start.isoformat(), data_end=inter.end.isoformat(),
             counts={"purchases": inter.purchases.height, "users": len(inter.users),
                     "items": len(inter.items), "active_items": int(active.sum()),
-                    "markets": len(inter.markets), "profiles": len(inter.users),
+                    "markets": len(inter.markets), "profiles": n_profiles,
+                    "repurchasable_items": int(rep.repurchasable.sum()),
                     "dropped_unknown_items": inter.dropped_unknown_items},
             markets=inter.markets.ids, categories=inter.categories.ids,
-            config=config.to_dict(), timings=stage.timings,
+            config=config.to_dict(), metrics=metrics or {}, timings=stage.timings,
+            repurchase=repurchase.summary(rep, inter.categories.ids),
         )
         path = writer.commit(manifest)
+    return path, manifest
 
+
+def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
+          redis_url: str | None = None, redis_prefix: str = "reco", publish: bool = True,
+          progress: bool = True, version: str | None = None,
+          profile_users: Collection[str] | None = None, metrics: dict | None = None,
+          gate: Callable[[BundleManifest], str | None] | None = None) -> TrainResult:
+    """Fit every model on ``data``, write a bundle under ``out_root`` and (optionally) batch
+    profiles to Redis, then make the bundle ``current`` when ``publish`` is true.
+
+    ``metrics`` go into the manifest as the evaluation figures of this run. ``gate`` is called
+    with the committed bundle's manifest before anything is written to Redis; when it returns a
+    reason, nothing is pushed or published and the result carries that reason in ``refused``.
+    """
+    stage = _Stages()
+    fitted = fit(data, config, progress=progress, stage=stage)
+    path, manifest = export(fitted, config, out_root, version=version,
+                            profile_users=profile_users, metrics=metrics, progress=progress,
+                            stage=stage)
+    version = manifest.version
+    refused = gate(manifest) if gate is not None else None
+    if refused:
+        log.warning("bundle %s not published: %s", version, refused)
+        return TrainResult(version=version, path=path, manifest=manifest, published=False,
+                           profiles_pushed=0, timings=stage.timings, refused=refused)
     pushed = 0
     if redis_url:
         with stage("profiles_to_redis"):
             reader = bundle_format.Bundle.open(path)
             pushed = push_profiles(reader.profile_records(), redis_url, prefix=redis_prefix,
-                                   batch=config.redis_batch, total=len(inter.users),
+                                   batch=config.redis_batch, total=manifest.counts["profiles"],
                                    progress=progress)
     if publish:
-        bundle_format.publish(out_root, writer.version)
-        log.info("bundle %s is now current", writer.version)
-    return TrainResult(version=writer.version, path=path, manifest=manifest, published=publish,
+        bundle_format.publish(out_root, version)
+        log.info("bundle %s is now current", version)
+    return TrainResult(version=version, path=path, manifest=manifest, published=publish,
                        profiles_pushed=pushed, timings=stage.timings)
