@@ -28,7 +28,8 @@ KEY_SCHEMA = "v1"
 class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the trainer knows about one customer, tagged with the bundle that produced it.
 
-    ``candidates`` is the precomputed "for you" list (best first, already-bought items removed),
+    ``candidates`` is the precomputed "for you" list (best first; bought items appear only when
+    the bundle marks them repurchasable, with source ``buy_again``),
     so a page view is a lookup and a filter, not a model evaluation.
     """
 

@@ -7,6 +7,8 @@ The service adds profile lookup, degradation and validation around them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from artifacts.catalog import Catalog
@@ -67,7 +69,8 @@ def not_again(catalog: Catalog, profile: BatchProfile | None) -> set[int]:
 
 
 def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
-             market: str | None, repurchase: bool = False) -> Selection:
+             market: str | None, repurchase: bool = False,
+             exclude: Iterable[str] = ()) -> Selection:
     """"For you": the profile's candidates minus items unavailable in ``market`` and minus
     what the customer bought, topped up with popular items of the market, then overall.
     Without a profile: popular.
@@ -76,11 +79,15 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     bundle marks it repurchasable (:func:`not_again`), so the trainer's ``buy_again``
     candidates are served. ``False`` (the default) excludes every item in
     ``profile.purchased``, which callers such as batch e-mails rely on ("no item the customer
-    just bought", and their own exclusions passed in that list)."""
+    just bought", and their own exclusions passed in that list).
+
+    ``exclude`` names items left out whatever the rule, e.g. what the customer bought since
+    the last training run ("never the jacket you bought yesterday")."""
     row = catalog.market_row(market)
     available = catalog.available(row)
     index = catalog.items.index
     seen = not_again(catalog, profile) if repurchase else purchased_indices(catalog, profile)
+    seen.update(i for i in map(index, exclude) if i is not None)
     out: list[RecommendedItem] = []
     notes: list[str] = []
     if profile is not None:

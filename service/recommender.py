@@ -66,20 +66,26 @@ class Recommender:
         return None
 
     async def _profile(self, user_id: str, catalog: Catalog,
-                       trained_until: float) -> tuple[BatchProfile | None, bool]:
-        """(batch profile merged with live state, or None; degraded)."""
+                       trained_until: float) -> tuple[BatchProfile | None, list[str], bool]:
+        """(batch profile merged with live state or None, items bought since training,
+        degraded)."""
         try:
             record = await self.store.get_user(user_id)
         except StoreUnavailable:
-            return None, True
-        return merged_profile(record.batch, record.live, trained_until=trained_until,
-                              version=catalog.version), False
+            return None, [], True
+        profile = merged_profile(record.batch, record.live, trained_until=trained_until,
+                                 version=catalog.version)
+        just_bought = [p.item_id for p in record.live.purchased] if record.live else []
+        return profile, just_bought, False
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None) -> Recommendations:
         catalog, trained_until = self.snapshot()
-        profile, degraded = await self._profile(user_id, catalog, trained_until)
+        profile, just_bought, degraded = await self._profile(user_id, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
-        picked = ranking.for_user(catalog, profile, n=n, market=market_name)
+        # bought earlier: back only as "buy again" of a repurchasable item; bought since
+        # training (live events): never
+        picked = ranking.for_user(catalog, profile, n=n, market=market_name, repurchase=True,
+                                  exclude=just_bought)
         if profile is None:
             picked.notes.insert(0, STORE_DOWN if degraded else UNKNOWN_CUSTOMER)
         return Recommendations(items=picked.items, source=picked.source, degraded=degraded,
@@ -94,7 +100,7 @@ class Recommender:
             raise NotFound(f"item {item_id!r} is not in the catalogue of bundle {catalog.version}")
         profile, degraded = (None, False)
         if user_id is not None:
-            profile, degraded = await self._profile(user_id, catalog, trained_until)
+            profile, _, degraded = await self._profile(user_id, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
         picked = ranking.similar(catalog, idx, n=n, market=market_name,
                                  exclude=ranking.purchased_indices(catalog, profile))

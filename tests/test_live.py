@@ -78,6 +78,16 @@ async def test_known_customer_purchase_is_excluded_at_once(client, profiles):
     assert top not in [i["item_id"] for i in (await _recs(client, user, n=50))["items"]]
 
 
+async def test_buy_again_item_goes_at_once_when_bought_live(client, profiles):
+    """Repurchasable items bought before training may come back as "buy again"; bought
+    again today, they are gone from the next answer."""
+    user, item = next((u, p.candidates[k]) for u, p in profiles.items()
+                      for k in range(min(5, len(p.sources))) if p.sources[k] == "buy_again")
+    assert item in [i["item_id"] for i in (await _recs(client, user, n=30))["items"]]
+    await client.post("/v1/events", json={"events": [_event("b1", "purchase", item, user=user)]})
+    assert item not in [i["item_id"] for i in (await _recs(client, user, n=100))["items"]]
+
+
 async def test_resent_batch_is_applied_once(client, raw_redis, redis_prefix, demo_bundle):
     items = _popular_items(demo_bundle, 3)
     batch = {"events": [_event(f"v{i}", "view", item, user="viewer-1")
