@@ -29,3 +29,26 @@ def test_drop_erased_removes_every_row(shop):
         assert not set(kept.events.filter(pl.col("user_id").is_not_null())["user_id"]) & erased
     assert kept.purchases.height < shop.purchases.height
     assert drop_erased(shop, set()) is shop
+
+
+def test_train_drops_erased_customers_and_pushes_no_profile(shop, tmp_path, redis_url,
+                                                            redis_prefix):
+    from training.cli import main
+
+    erased = sorted(shop.purchases["user_id"].unique().to_list())[:3]
+    client = redis.Redis.from_url(redis_url)
+    client.zadd(KeyScheme(redis_prefix).erasures(), {erased[0]: 1.0, erased[1]: 2.0})
+    listing = tmp_path / "erased.txt"
+    listing.write_text(erased[2] + "\n")
+    code = main(["train", "--dataset", "synthetic", "--out", str(tmp_path / "bundles"),
+                 "--redis-url", redis_url, "--redis-prefix", redis_prefix,
+                 "--erasures", str(listing), "--no-evaluate", "--quiet"])
+    assert code == 0
+    from artifacts.bundle import Bundle
+
+    users = {r.user_id for r in Bundle.open(tmp_path / "bundles").profile_records()}
+    assert users and not users & set(erased)
+    keys = KeyScheme(redis_prefix)
+    assert client.exists(*[keys.batch(u) for u in erased]) == 0
+    assert client.exists(keys.batch(sorted(users)[0])) == 1
+    client.close()

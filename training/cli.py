@@ -15,6 +15,7 @@ import redis
 from artifacts.bundle import Bundle, BundleError
 from training.config import TrainConfig
 from training.data import DATASETS, DataError, load_dataset
+from training.erasures import drop_erased, read_erasures
 
 DEFAULT_OUT = Path("artifacts/bundles")
 EVAL_DATASETS = ("hm", "online_retail", "canonical")
@@ -37,7 +38,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redis-url", default=os.environ.get("RECO_REDIS_URL"),
                    help="Redis to write batch profiles to (default: $RECO_REDIS_URL; "
                         "profiles are always stored in the bundle as well)")
-    p.add_argument("--no-redis", action="store_true", help="do not write profiles to Redis")
+    p.add_argument("--no-redis", action="store_true",
+                   help="do not write profiles to Redis (nor read its erasure list)")
+    p.add_argument("--erasures", type=Path,
+                   help="file of customer ids to leave out (one per line), on top of the "
+                        "erasure list the service keeps in Redis")
     p.add_argument("--redis-prefix", default=os.environ.get("RECO_REDIS_PREFIX", "reco"),
                    help="key prefix in Redis (default: $RECO_REDIS_PREFIX or 'reco')")
     p.add_argument("--until", help="train only on purchases before this date (YYYY-MM-DD)")
@@ -162,6 +167,8 @@ def _train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     options = {"seed": args.seed} if args.dataset == "synthetic" else {}
     data = load_dataset(args.dataset, args.data, **options)
+    data = drop_erased(data, read_erasures(None if args.no_redis else args.redis_url,
+                                           args.redis_prefix, args.erasures))
     if args.until:
         from training.evaluation.split import parse_date
         data = data.before(parse_date(args.until, "--until"))

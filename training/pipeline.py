@@ -37,6 +37,7 @@ from training.interactions import Interactions, build_interactions
 from training.models import als, itemknn, repurchase
 from training.models.popularity import popularity, top_lists
 from training.models.variants import variant_similarity
+from training.erasures import read_erasures
 from training.redis_push import push_profiles
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.Dat
     hist_last = [t.isoformat() for t in history["last"].to_list()]
     bar = tqdm(total=total, desc="profiles", unit="user", disable=not progress)
     for block in blocks:
-        scores = np.round(block.scores, 5).astype(np.float64)
+        scores = np.round(block.scores.astype(np.float64), 5)
         for row, u in enumerate(block.users.tolist()):
             valid = block.items[row] >= 0
             m = int(inter.user_market[u])
@@ -302,7 +303,10 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
     if redis_url:
         with stage("profiles_to_redis"):
             reader = bundle_format.Bundle.open(path)
-            pushed = push_profiles(reader.profile_records(), redis_url, prefix=redis_prefix,
+            # customers erased while this run was training must not come back
+            erased = read_erasures(redis_url, redis_prefix)
+            records = (r for r in reader.profile_records() if r.user_id not in erased)
+            pushed = push_profiles(records, redis_url, prefix=redis_prefix,
                                    batch=config.redis_batch, total=manifest.counts["profiles"],
                                    progress=progress)
     if publish:
