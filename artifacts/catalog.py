@@ -37,16 +37,18 @@ class Catalog:
         self.category: list[int] = np.asarray(bundle["item_category"]).tolist()
         self._repurchasable = frozenset(np.flatnonzero(bundle["item_repurchasable"]).tolist())
         self.categories: list[str] = list(bundle.manifest.categories)
-        self._neighbours_idx = bundle["neighbours_idx"]
-        self._neighbours_score = bundle["neighbours_score"]
-        self._neighbours_source = bundle["neighbours_source"]
+        # plain ndarray views of the memory maps: same pages, without np.memmap's per-index
+        # Python overhead on every request
+        self._neighbours_idx = np.asarray(bundle["neighbours_idx"])
+        self._neighbours_score = np.asarray(bundle["neighbours_score"])
+        self._neighbours_source = np.asarray(bundle["neighbours_source"])
         pop_idx = np.asarray(bundle["popular_idx"])
         pop_score = np.asarray(bundle["popular_score"])
         self._popular: list[list[tuple[int, float]]] = []
         for row in range(pop_idx.shape[0]):
             valid = pop_idx[row] >= 0
-            self._popular.append(list(zip(pop_idx[row][valid].tolist(),
-                                          pop_score[row][valid].tolist())))
+            scores = np.round(pop_score[row][valid].astype(np.float64), 5)
+            self._popular.append(list(zip(pop_idx[row][valid].tolist(), scores.tolist())))
         assert len(NEIGHBOUR_SOURCES) == len(NEIGHBOUR_SOURCE_NAMES)
 
     def market_row(self, market: str | None) -> int:
@@ -70,15 +72,17 @@ class Catalog:
         return self._available[market_row]
 
     def popular(self, market_row: int) -> list[tuple[int, float]]:
-        """(item index, score) best first, for the market row (0: overall)."""
+        """(item index, score rounded to 5 digits) best first, for the market row (0: overall)."""
         return self._popular[market_row]
 
     def neighbours(self, index: int) -> tuple[list[int], list[float], list[int]]:
-        """Neighbour indices, scores and source codes of one item, best first."""
+        """Neighbour indices, scores (rounded to 5 digits) and source codes of one item,
+        best first."""
         idx = self._neighbours_idx[index]
-        valid = idx >= 0
-        return (idx[valid].tolist(), self._neighbours_score[index][valid].tolist(),
-                self._neighbours_source[index][valid].tolist())
+        count = int(np.count_nonzero(idx >= 0))  # rows are -1 padded at the end
+        return (idx[:count].tolist(),
+                np.round(self._neighbours_score[index, :count].astype(np.float64), 5).tolist(),
+                self._neighbours_source[index, :count].tolist())
 
     def neighbour_source(self, code: int) -> str:
         return NEIGHBOUR_SOURCE_NAMES[code]

@@ -51,7 +51,7 @@ def fill_popular(catalog: Catalog, row: int, n: int, out: list[RecommendedItem],
         if idx in seen or not available[idx] or (category is not None and cats[idx] != category):
             continue
         seen.add(idx)
-        out.append(RecommendedItem(item_id=ids[idx], score=round(score, 5), source=source))
+        out.append(RecommendedItem(item_id=ids[idx], score=score, source=source))
 
 
 def purchased_indices(catalog: Catalog, profile: BatchProfile | None) -> set[int]:
@@ -86,27 +86,34 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     row = catalog.market_row(market)
     available = catalog.available(row)
     index = catalog.items.index
-    seen = not_again(catalog, profile) if repurchase else purchased_indices(catalog, profile)
-    seen.update(i for i in map(index, exclude) if i is not None)
+    blocked = set(exclude)
+    bought = set(profile.purchased) if profile is not None else set()
     out: list[RecommendedItem] = []
     notes: list[str] = []
+    taken: set[int] = set()
     if profile is not None:
         for item_id, score, source in zip(profile.candidates, profile.scores, profile.sources):
             if len(out) >= n:
                 break
             idx = index(item_id)
-            if idx is None or idx in seen or not available[idx]:
+            if idx is None or idx in taken or not available[idx] or item_id in blocked:
                 continue
-            seen.add(idx)
+            if item_id in bought and not (repurchase and catalog.repurchasable(idx)):
+                continue
+            taken.add(idx)
             out.append(RecommendedItem(item_id=item_id, score=score, source=source))
         source = PERSONAL
         if len(out) < n:
             notes.append("topped up with popular items")
     else:
         source = popular_source(market)
-    fill_popular(catalog, row, n, out, seen, popular_source(market))
-    if len(out) < n and row != 0:
-        fill_popular(catalog, 0, n, out, seen, POPULAR)
+    if len(out) < n:  # the full exclusion set is only needed for the top-up
+        seen = not_again(catalog, profile) if repurchase else purchased_indices(catalog, profile)
+        seen.update(i for i in map(index, blocked) if i is not None)
+        seen |= taken
+        fill_popular(catalog, row, n, out, seen, popular_source(market))
+        if len(out) < n and row != 0:
+            fill_popular(catalog, 0, n, out, seen, POPULAR)
     return Selection(out, source, notes)
 
 
@@ -127,7 +134,7 @@ def similar(catalog: Catalog, item: int, *, n: int, market: str | None,
         if nidx in seen or not available[nidx]:
             continue
         seen.add(nidx)
-        out.append(RecommendedItem(item_id=ids[nidx], score=round(score, 5),
+        out.append(RecommendedItem(item_id=ids[nidx], score=score,
                                    source=catalog.neighbour_source(code)))
     source = out[0].source if out else POPULAR_CATEGORY
     if len(out) < n:
