@@ -26,6 +26,11 @@ def _serve(args: argparse.Namespace) -> int:
               f"{args.workers} each worker would hold its own. Set RECO_REDIS_URL (or "
               "--redis-url) or use --workers 1.", file=sys.stderr)
         return 2
+    if args.server == "uvicorn" and args.workers > 1:
+        print("error: uvicorn with several workers holds back small responses for ~40 ms "
+              "(delayed acknowledgements on its shared socket; measured in benchmarks/). Use "
+              "--server granian (the default) for several workers.", file=sys.stderr)
+        return 2
     if args.server == "granian":
         from granian import Granian
         from granian.constants import Interfaces

@@ -21,8 +21,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Profile store; unset runs the embedded in-process store (one process, demo only)."""
     redis_prefix: str = "reco"
     """Prefix of every Redis key, so several deployments or test runs can share a server."""
-    redis_timeout_ms: Annotated[float, Meta(gt=0, le=10_000)] = 50.0
-    """Socket timeout per Redis call; past it the answer degrades instead of waiting."""
+    redis_timeout_ms: Annotated[float, Meta(gt=0, le=10_000)] = 250.0
+    """Socket timeout per Redis call; past it the answer degrades instead of waiting. It also
+    measures how busy the worker's event loop is, so too tight a value degrades answers on a
+    loaded machine while Redis is fine."""
     redis_retry_after_s: Annotated[float, Meta(ge=0, le=600)] = 1.0
     """After a Redis failure, skip Redis for this long (answers are marked degraded)."""
     default_market: str | None = None
