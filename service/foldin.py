@@ -8,11 +8,15 @@ the user bought (``p_i = 1``) and ``c = 1``, ``p = 0`` elsewhere. Its solution i
 
 ``Y'Y`` is computed once per bundle, so folding a user in costs one small (f x f) solve; the
 candidate scan is one FAISS batch search for all users folded in by a request, run off the
-event loop by the caller.
+event loop by the caller, over the items that can be recommended at all (bought at least once
+in training and in stock: 17k of H&M's 105k), with one FAISS thread per process - a service
+worker shares its cores with the others, and OpenMP threads spinning beside the event loop cost
+more than they save.
 """
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 
 from artifacts.catalog import Catalog
@@ -29,7 +33,11 @@ class FoldIn:
         self.regularization = float(config.get("regularization", 0.05))
         self.alpha = float(config.get("alpha", 1.0))
         self.gram = (self.factors.T @ self.factors).astype(np.float64)
-        self.index = bundle.item_index
+        in_stock = np.asarray(bundle["item_in_stock"], dtype=bool)
+        self.active = np.flatnonzero((np.abs(self.factors).sum(axis=1) > 0) & in_stock)
+        self.index = faiss.IndexFlatIP(self.factors.shape[1])
+        self.index.add(np.ascontiguousarray(self.factors[self.active]))
+        faiss.omp_set_num_threads(1)
 
     def vectors(self, histories: list[list[int]]) -> np.ndarray:
         """One float32 vector per history of item indices (more recent first: weights decay
@@ -52,7 +60,11 @@ class FoldIn:
         """Top ``k`` items by inner product for each history (bought items left out), with
         scores scaled to a maximum of 1; CPU-bound (call it in a worker thread)."""
         vectors = self.vectors(histories)
-        scores, idx = self.index.search(vectors, k + max((len(h) for h in histories), default=0))
+        depth = min(k + max((len(h) for h in histories), default=0), self.active.size)
+        if depth == 0:
+            return [([], []) for _ in histories]
+        scores, pos = self.index.search(vectors, depth)
+        idx = np.where(pos >= 0, self.active[np.clip(pos, 0, None)], -1)
         out = []
         for row, items in enumerate(histories):
             bought = set(items)

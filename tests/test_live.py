@@ -200,3 +200,15 @@ async def test_events_when_redis_is_down_are_503_and_say_resend(demo_bundle, dea
         assert r.status_code == 503 and "resend" in r.json()["detail"]
         r = await c.delete("/v1/users/u")
         assert r.status_code == 503
+
+
+async def test_events_survive_redis_losing_its_scripts(client, raw_redis, redis_prefix):
+    """A restarted Redis forgets loaded scripts; the store loads its compare-and-set again."""
+    body = {"events": [_event("s-a", "view", "i00001", user="script-user")]}
+    assert (await client.post("/v1/events", json=body)).status_code == 200
+    raw_redis.script_flush()
+    body = {"events": [_event("s-b", "view", "i00002", user="script-user")]}
+    r = await client.post("/v1/events", json=body)
+    assert r.status_code == 200 and r.json()["accepted"] == 1
+    live = decode_live(raw_redis.get(KeyScheme(redis_prefix).live("script-user")))
+    assert [v.item_id for v in live.viewed] == ["i00002", "i00001"]

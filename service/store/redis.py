@@ -12,6 +12,7 @@ a hash tag and so a slot; live state is updated with a compare-and-set script on
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,7 +20,7 @@ from typing import TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, SentLog,
                                 decode_batch, decode_live, decode_sent)
@@ -28,10 +29,11 @@ from service.store.base import LiveMutation, StoreUnavailable, UserRecord
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Set KEYS[1] to ARGV[2] with TTL ARGV[3] only if it still holds ARGV[1] ('' = absent).
+# Set KEYS[1] to ARGV[2] with TTL ARGV[3] only if it still holds the value whose SHA-1 is
+# ARGV[1] ('' = absent): a compare-and-set that ships a digest, not the old value.
 _CAS = """
 local cur = redis.call('GET', KEYS[1])
-if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
+if (cur == false and ARGV[1] == '') or (cur ~= false and redis.sha1hex(cur) == ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
   return 1
 end
@@ -106,7 +108,7 @@ class RedisProfileStore:
             retry_on_timeout=False)
         self.retry_after_s = retry_after_s
         self._down_until = 0.0
-        self._cas = self.client.register_script(_CAS)
+        self._cas_sha: str | None = None
         self._reads = _ReadCoalescer(self.client)
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -158,30 +160,30 @@ class RedisProfileStore:
             if not pending:
                 return
             keys = list(pending)
-
-            async def read():
-                pipe = self.client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.get(key)
-                return await pipe.execute()
-
-            current = await self._call(read)
+            # one MGET for every subject (single node; a cluster client splits it per slot)
+            current = await self._call(lambda: self.client.mget(keys))
             writes = []
             for key, raw in zip(keys, current):
                 new = pending[key](_decode(raw, decode_live))
                 if new is None:
                     del pending[key]
                 else:
-                    writes.append((key, raw or b"", ENCODER.encode(new)))
+                    digest = hashlib.sha1(raw).hexdigest() if raw is not None else ""
+                    writes.append((key, digest, ENCODER.encode(new)))
             if not writes:
                 return
 
             async def write():
+                if self._cas_sha is None:
+                    self._cas_sha = await self.client.script_load(_CAS)
                 pipe = self.client.pipeline(transaction=False)
-                for key, old, new in writes:
-                    await self._cas(keys=[key], args=[old, new, max(1, int(ttl_s[key]))],
-                                    client=pipe)
-                return await pipe.execute()
+                for key, digest, new in writes:
+                    pipe.evalsha(self._cas_sha, 1, key, digest, new, max(1, int(ttl_s[key])))
+                try:
+                    return await pipe.execute()
+                except NoScriptError:  # Redis restarted and lost the script: load it again
+                    self._cas_sha = None
+                    return [0] * len(writes)
 
             applied = await self._call(write)
             for (key, _, _), ok in zip(writes, applied):

@@ -1,0 +1,116 @@
+"""The baseline of the load benchmark: a bare Litestar JSON endpoint, no bundle, no Redis.
+
+``GET /bare`` returns a msgspec Struct shaped and sized like a recommendation answer (12 items
+with id, score and source, plus the envelope fields), built per request from constants. Served
+by the same server with the same options and worker count as ``python -m service serve``, it
+measures what the framework, the server and the JSON encoding cost on this machine, so the
+service's figures can be read as a ratio that survives a noisy or different machine.
+
+Run by ``benchmarks/load.py``; by hand::
+
+    .venv/bin/python -m benchmarks.bare_app --server granian --workers 1 --port 8100
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import msgspec
+from litestar import Litestar, get, post
+
+# H&M-like ids (10 digits) and a score per item: the same bytes per item as a real answer.
+_ITEMS = tuple((f"{706016001 + 7919 * i:010d}", round(0.9 - 0.05 * i, 5)) for i in range(12))
+
+
+class BareItem(msgspec.Struct, kw_only=True):
+    item_id: str
+    score: float
+    source: str
+    reason: str | None = None
+
+
+class BareAnswer(msgspec.Struct, kw_only=True):
+    items: list[BareItem]
+    source: str
+    degraded: bool = False
+    market: str | None = None
+    bundle_version: str
+    user_id: str | None = None
+    item_id: str | None = None
+    notes: list[str] = []
+
+
+class BareReady(msgspec.Struct):
+    ready: bool
+
+
+class BareEvent(msgspec.Struct, kw_only=True):
+    event_id: str
+    type: str
+    item_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    size: str | None = None
+
+
+class BareEvents(msgspec.Struct):
+    events: list[BareEvent]
+
+
+class BareAccepted(msgspec.Struct):
+    accepted: int
+
+
+@get("/bare")
+async def bare() -> BareAnswer:
+    return BareAnswer(items=[BareItem(item_id=i, score=s, source="also_bought") for i, s in _ITEMS],
+                      source="also_bought", bundle_version="20250101T000000Z-bare00",
+                      item_id="0706016001")
+
+
+@post("/bare/events", status_code=200)
+async def bare_events(data: BareEvents) -> BareAccepted:
+    """The baseline of ``POST /v1/events``: decode the same body, store nothing."""
+    return BareAccepted(accepted=len(data.events))
+
+
+@get("/ready")
+async def ready() -> BareReady:
+    return BareReady(ready=True)
+
+
+def create_app() -> Litestar:
+    """The baseline app (an app factory, as the service's ``service.asgi:app_from_env``)."""
+    return Litestar(route_handlers=[bare, bare_events, ready], openapi_config=None, debug=False)
+
+
+def serve(server: str, host: str, port: int, workers: int) -> None:
+    """Serve :func:`create_app` with the options ``python -m service serve`` uses."""
+    if server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces
+
+        Granian("benchmarks.bare_app:create_app", factory=True, interface=Interfaces.ASGI,
+                address=host, port=port, workers=workers, backlog=2048, log_access=False).serve()
+    else:
+        import uvicorn
+
+        uvicorn.run("benchmarks.bare_app:create_app", factory=True, host=host, port=port,
+                    workers=workers, access_log=False, log_level="info")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bare_app", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian",
+                        help="ASGI server (default: granian)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8100, help="port (default: 8100)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    args = parser.parse_args(argv)
+    serve(args.server, args.host, args.port, args.workers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
