@@ -1,9 +1,11 @@
 """File-to-file batch picks (``python -m service picks``): any number of customers, bounded
 memory, one Redis round trip and one FAISS batch per chunk, output written aside then renamed.
 
-Chunks are spread over worker processes (each with its own event loop, Redis connection and
-memory-mapped view of the bundle); the parent reads the users file and writes the workers'
-lines in input order, so the output does not depend on the number of workers.
+Chunks are spread over worker processes, forked after the parent has loaded and verified the
+bundle, so they share its catalogue copy-on-write (each opens its own event loop and Redis
+connection; the parent runs no FAISS or OpenMP work before forking). The parent reads the users
+file and writes the workers' lines in input order, so the output does not depend on the number
+of workers.
 """
 
 from __future__ import annotations
@@ -56,19 +58,18 @@ class PickJob:
 
 
 class _ChunkPicker:
-    """One process's engine: bundle, store, event loop; turns chunks into NDJSON bytes."""
+    """One process's engine: catalogue, store, event loop; turns chunks into NDJSON bytes."""
 
-    def __init__(self, job: PickJob, *, verify: bool):
+    def __init__(self, job: PickJob, catalog: Catalog):
         settings = job.settings
-        bundle = Bundle.open(settings.bundle_dir, verify=verify)
+        bundle = catalog.bundle
         self.loop = asyncio.new_event_loop()
         if settings.redis_url:
             self.store = RedisProfileStore(settings.redis_url, prefix=settings.redis_prefix,
                                            timeout_s=max(settings.redis_timeout_ms / 1000, 5.0))
         else:
             self.store = MemoryProfileStore(bundle.profile_records(), prefix=settings.redis_prefix)
-        recommender = Recommender(Catalog(bundle), self.store,
-                                  default_market=settings.default_market)
+        recommender = Recommender(catalog, self.store, default_market=settings.default_market)
         if job.market is not None:
             recommender.resolve_market(recommender.catalog, job.market, None)  # BadRequest if unknown
         self.engine = PickEngine(recommender, PicksConfig.load(settings.picks_config))
@@ -101,12 +102,13 @@ class _ChunkPicker:
 
 
 _worker: _ChunkPicker | None = None
+_inherited: Catalog | None = None  # set by the parent just before forking the workers
 
 
 def _init_worker(job: PickJob) -> None:
-    global _worker  # one engine per worker process, built once
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
-    _worker = _ChunkPicker(job, verify=False)  # the parent verified the bundle
+    global _worker  # one engine per worker process, built once on the inherited catalogue
+    assert _inherited is not None
+    _worker = _ChunkPicker(job, _inherited)
 
 
 def _run_in_worker(users: list[str]) -> tuple[bytes, tuple[int, int, int, int]]:
@@ -149,8 +151,11 @@ def run_picks(settings: Settings, *, users_path: Path, out_path: Path, n: int,
     if not settings.redis_url:
         log.warning("RECO_REDIS_URL is not set: picks from the bundle's batch profiles only "
                     "(no live events, and --record keeps nothing)")
+    global _inherited
     job = PickJob(settings, n, market, campaign, record, time.time())
-    local = _ChunkPicker(job, verify=settings.verify_bundle)  # validates bundle and market
+    catalog = Catalog(Bundle.open(settings.bundle_dir, verify=settings.verify_bundle))
+    if market is not None and not catalog.knows_market(market):
+        raise ValueError(f"unknown market {market!r}; known: {', '.join(catalog.markets)}")
     stats = PickStats()
     started = time.perf_counter()
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
@@ -168,11 +173,15 @@ def run_picks(settings: Settings, *, users_path: Path, out_path: Path, n: int,
     try:
         with tmp.open("wb") as out:
             if workers == 1:
-                for users in _chunks(users_path, chunk):
-                    write(out, local.run(users))
+                local = _ChunkPicker(job, catalog)
+                try:
+                    for users in _chunks(users_path, chunk):
+                        write(out, local.run(users))
+                finally:
+                    local.close()
             else:
-                local.close()
-                ctx = multiprocessing.get_context("spawn")
+                _inherited = catalog
+                ctx = multiprocessing.get_context("fork")
                 with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                          initargs=(job,)) as pool:
                     in_flight: deque[Future] = deque()
@@ -186,9 +195,8 @@ def run_picks(settings: Settings, *, users_path: Path, out_path: Path, n: int,
             os.fsync(out.fileno())
         os.replace(tmp, out_path)
     finally:
+        _inherited = None
         bar.close()
         tmp.unlink(missing_ok=True)
-        if workers == 1:
-            local.close()
     stats.seconds = time.perf_counter() - started
     return stats

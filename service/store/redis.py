@@ -101,17 +101,23 @@ class RedisProfileStore:
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "reco", timeout_s: float = 0.05,
-                 retry_after_s: float = 1.0, client: aioredis.Redis | None = None):
+                 write_timeout_s: float = 2.0, retry_after_s: float = 1.0):
         self.keys = KeyScheme(prefix)
-        self.client = client or aioredis.Redis.from_url(
+        # page-view reads: fail fast and degrade; writes (events, picks logs, erasure): a
+        # caller that can retry, so a pipeline of a few hundred commands may take its time
+        self.client = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry_on_timeout=False)
+        self.writer = aioredis.Redis.from_url(
+            url, socket_timeout=max(write_timeout_s, timeout_s),
+            socket_connect_timeout=max(write_timeout_s, timeout_s), retry_on_timeout=False)
         self.retry_after_s = retry_after_s
         self._down_until = 0.0
         self._cas_sha: str | None = None
         self._reads = _ReadCoalescer(self.client)
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """A read: skipped while the breaker is open, and a failure opens it."""
         if self._down_until and time.monotonic() < self._down_until:
             raise StoreUnavailable("redis marked down after a recent failure")
         try:
@@ -126,6 +132,13 @@ class RedisProfileStore:
             log.info("redis is back")
             self._down_until = 0.0
         return result
+
+    async def _write(self, op: Callable[[], Awaitable[T]]) -> T:
+        """A write: always tried; a failure is the caller's (who can retry), not the breaker's."""
+        try:
+            return await op()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def get_batch(self, user_id: str) -> BatchProfile | None:
         raw = await self._call(lambda: self.client.get(self.keys.batch(user_id)))
@@ -161,7 +174,7 @@ class RedisProfileStore:
                 return
             keys = list(pending)
             # one MGET for every subject (single node; a cluster client splits it per slot)
-            current = await self._call(lambda: self.client.mget(keys))
+            current = await self._write(lambda: self.writer.mget(keys))
             writes = []
             for key, raw in zip(keys, current):
                 new = pending[key](_decode(raw, decode_live))
@@ -175,8 +188,8 @@ class RedisProfileStore:
 
             async def write():
                 if self._cas_sha is None:
-                    self._cas_sha = await self.client.script_load(_CAS)
-                pipe = self.client.pipeline(transaction=False)
+                    self._cas_sha = await self.writer.script_load(_CAS)
+                pipe = self.writer.pipeline(transaction=False)
                 for key, digest, new in writes:
                     pipe.evalsha(self._cas_sha, 1, key, digest, new, max(1, int(ttl_s[key])))
                 try:
@@ -185,7 +198,7 @@ class RedisProfileStore:
                     self._cas_sha = None
                     return [0] * len(writes)
 
-            applied = await self._call(write)
+            applied = await self._write(write)
             for (key, _, _), ok in zip(writes, applied):
                 if ok:
                     del pending[key]
@@ -194,22 +207,22 @@ class RedisProfileStore:
 
     async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None:
         async def write():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.writer.pipeline(transaction=False)
             for user_id, sent in logs.items():
                 pipe.set(self.keys.sent(user_id), ENCODER.encode(sent), ex=max(1, int(ttl_s)))
             return await pipe.execute()
 
         if logs:
-            await self._call(write)
+            await self._write(write)
 
     async def erase_user(self, user_id: str, now: float) -> int:
-        live = _decode(await self._call(lambda: self.client.get(self.keys.live(user_id))),
-                       decode_live)
-        deleted = await self._call(lambda: self.client.delete(*self.keys.user_keys(user_id)))
+        w = self.writer
+        live = _decode(await self._write(lambda: w.get(self.keys.live(user_id))), decode_live)
+        deleted = await self._write(lambda: w.delete(*self.keys.user_keys(user_id)))
         for session_id in live.sessions if live else []:
             key = self.keys.session(session_id)
-            deleted += await self._call(lambda k=key: self.client.delete(k))
-        await self._call(lambda: self.client.zadd(self.keys.erasures(), {user_id: now}))
+            deleted += await self._write(lambda k=key: w.delete(k))
+        await self._write(lambda: w.zadd(self.keys.erasures(), {user_id: now}))
         return int(deleted)
 
     async def erased_users(self) -> list[str]:
@@ -227,3 +240,4 @@ class RedisProfileStore:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.writer.aclose()
