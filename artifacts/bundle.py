@@ -20,6 +20,20 @@ Layout of ``<root>/<version>/``::
     item_factors.faiss         FAISS inner-product index over item_factors (ids = item index)
     item_repurchasable.npy     optional bool: a customer who bought the item may be shown it
                                again; absent (older bundles): False for every item
+    item_name.npy              optional str: display name ("because you bought <name>");
+                               absent: empty, callers show the id
+    new_idx.npy, new_score.npy optional int32 / float32 (1 + n_markets, L): new arrivals per
+                               market row (row 0 overall), -1 padded, best first
+    sale_idx.npy, sale_score.npy  optional, the same for items on sale (price below list price)
+    item_size_system.npy       optional int16 index into manifest.sizes["systems"], -1: no sizes
+    item_size_offered.npy      optional bool (n_items, S): sizes on offer, columns in the order
+                               of the item's size system; a row of all False: not declared
+    item_size_prior.npy        optional float32 (n_items, S): what the item's buyers bought,
+                               smoothed toward its category (columns as above)
+    item_fit_offset.npy        optional float32: > 0 runs small, < 0 runs large (shrunk to 0)
+    size_loglik.npy            optional float32 table (rows, S): log P(evidence | size), one
+                               block of rows per size system (see artifacts.sizing)
+                               (size arrays absent, e.g. older bundles: no size model)
     profiles/part-NNNNN.msgpack  batch profiles (list[ProfileRecord]), for seeding a store
 
 ``<root>/current`` is a symlink to the version being served. A bundle is written into a hidden
@@ -71,14 +85,40 @@ ARRAYS: dict[str, str] = {
 #: one is absent, so adding one here does not change the schema version.
 OPTIONAL_ARRAYS: dict[str, str] = {
     "item_repurchasable": "bool",
+    "item_name": "U",
+    "new_idx": "int32",
+    "new_score": "float32",
+    "sale_idx": "int32",
+    "sale_score": "float32",
+    "item_size_system": "int16",
+    "item_size_offered": "bool",
+    "item_size_prior": "float32",
+    "item_fit_offset": "float32",
+    "size_loglik": "float32",
 }
 FAISS_FILES = ("item_factors.faiss",)
+#: Optional arrays with one row per market row (1 + len(manifest.markets)), not per item.
+MARKET_ROW_ARRAYS = frozenset({"new_idx", "new_score", "sale_idx", "sale_score"})
+#: Optional tables with no row per item or market (their row count is not checked).
+TABLE_ARRAYS = frozenset({"size_loglik"})
 
 
 def optional_default(name: str, n_items: int) -> np.ndarray:
     """The value of an optional array a bundle does not carry."""
     if name == "item_repurchasable":
         return np.zeros(n_items, dtype=bool)
+    if name == "item_name":
+        return np.full(n_items, "", dtype="U1")
+    if name in MARKET_ROW_ARRAYS:  # no list at all: readers check ``Bundle.has(name)``
+        return np.zeros((1, 0), dtype=OPTIONAL_ARRAYS[name])
+    if name == "item_size_system":
+        return np.full(n_items, -1, dtype=np.int16)
+    if name == "item_fit_offset":
+        return np.zeros(n_items, dtype=np.float32)
+    if name in ("item_size_offered", "item_size_prior"):
+        return np.zeros((n_items, 0), dtype=OPTIONAL_ARRAYS[name])
+    if name in TABLE_ARRAYS:
+        return np.zeros((0, 0), dtype=OPTIONAL_ARRAYS[name])
     raise KeyError(name)
 
 
@@ -112,6 +152,15 @@ class BundleManifest(msgspec.Struct, kw_only=True):
     the held-out window, and MAP@12 / recall / NDCG per model and customer group."""
     repurchase: dict[str, Any] = {}
     """What the trainer learned about repurchases: shop-wide rate, threshold, categories."""
+    segments: dict[str, Any] = {}
+    """Customer segments (training.models.segments): the rules and thresholds the trainer
+    applied, segment sizes and shop-wide shares. Empty in bundles trained before segments."""
+    sizes: dict[str, Any] = {}
+    """The size model (artifacts.sizing.SizeModelInfo as builtins): size orders per system,
+    decision weights and threshold. Empty in bundles trained without sizes."""
+    homepage: dict[str, Any] = {}
+    """Homepage section rules (artifacts.homepage.HomepageRules as builtins): layouts per
+    segment, priorities, diversity. Empty: readers use the defaults."""
     timings: dict[str, float] = {}
     files: dict[str, FileEntry] = {}
 
@@ -269,6 +318,11 @@ class Bundle:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
+    def has(self, name: str) -> bool:
+        """Whether the bundle carries array ``name`` itself (an optional array it lacks reads
+        as its default, see :func:`optional_default`)."""
+        return f"{name}.npy" in self.manifest.files
+
     @classmethod
     def open(cls, path: Path | str, *, verify: bool = True) -> Bundle:
         bundle_dir = resolve(path)
@@ -294,9 +348,11 @@ class Bundle:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise BundleError(f"{bundle_dir}: cannot read {name}.npy: {exc}") from exc
-            if array.dtype != np.dtype(dtype) or len(array) != n_items:
+            rows = 1 + len(manifest.markets) if name in MARKET_ROW_ARRAYS else n_items
+            kind_ok = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
+            if not kind_ok or (name not in TABLE_ARRAYS and len(array) != rows):
                 raise BundleError(f"{bundle_dir}: {name}.npy has dtype {array.dtype} and "
-                                  f"{len(array)} rows, not {dtype} x {n_items}")
+                                  f"{len(array)} rows, not {dtype} x {rows}")
             arrays[name] = array
         index = faiss.read_index(str(bundle_dir / "item_factors.faiss"), faiss.IO_FLAG_MMAP)
         return cls(bundle_dir, manifest, arrays, index)

@@ -25,6 +25,20 @@ import numpy as np
 KEY_SCHEMA = "v1"
 
 
+class SizePreference(msgspec.Struct, array_like=True, frozen=True):
+    """Size evidence of a customer in one size system, aggregated by the trainer.
+
+    ``weight`` is the recency-weighted number of purchases of ``size`` with this ``kind``:
+    ``kept`` (kept, fitted or no feedback), ``small`` (too small: said so, or exchanged for a
+    larger size) or ``large``. Probable gifts are left out. Read by :mod:`artifacts.sizing`.
+    """
+
+    system: str
+    size: str
+    kind: str
+    weight: float
+
+
 class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the trainer knows about one customer, tagged with the bundle that produced it.
 
@@ -45,6 +59,8 @@ class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
     segments: list[str] = []
     consent_personalisation: bool | None = None
     consent_sensitive: bool | None = None
+    sizes: list[SizePreference] = []
+    """Size evidence per size system (see :class:`SizePreference`), for the preselected size."""
 
     def factor_vector(self) -> np.ndarray | None:
         """The ALS user vector (float32), or ``None`` when the trainer did not store one."""

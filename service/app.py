@@ -6,6 +6,7 @@ store instead of patching anything.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,15 +16,18 @@ from litestar.openapi import OpenAPIConfig
 
 from artifacts.bundle import Bundle
 from service.api.health import HealthController
+from service.api.homepage import HomepageController
 from service.api.live import LiveController
 from service.api.picks import PicksController
 from service.api.recommendations import RecommendationController
+from service.api.sizes import SizeController
 from artifacts.catalog import Catalog
 from service.errors import EXCEPTION_HANDLERS
 from service.ingest import EventIngestor
 from service.picks import PickEngine, PicksConfig
 from service.recommender import Recommender
 from service.settings import Settings
+from service.sizes import SizeAdvisor
 from service.store import MemoryProfileStore, ProfileStore, RedisProfileStore
 
 log = logging.getLogger("service")
@@ -61,16 +65,22 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
         app.state.ingestor = EventIngestor(recommender,
                                            user_ttl_s=settings.live_ttl_days * 86_400,
                                            session_ttl_s=settings.session_ttl_hours * 3_600)
+        app.state.size_advisor = SizeAdvisor(recommender)
         app.state.pick_engine = PickEngine(recommender, PicksConfig.load(settings.picks_config))
         log.info("serving bundle %s (%s, %d items)", loaded.version, loaded.manifest.dataset,
                  len(loaded.items))
+        # The catalogue's long-lived objects (vocabulary, lists) would otherwise be walked by
+        # every full collection: 60-120 ms pauses under load. Freeze them out of the GC.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
             await profile_store.close()
 
     return Litestar(
-        route_handlers=[RecommendationController, LiveController, PicksController,
+        route_handlers=[RecommendationController, HomepageController, LiveController,
+                        PicksController, SizeController,
                         HealthController],
         request_max_body_size=settings.max_body_kb * 1024,
         lifespan=[lifespan],

@@ -31,6 +31,6 @@ def merged_profile(batch: BatchProfile | None, live: LiveState | None, *,
         bundle_version=base.bundle_version, market=live.market or base.market,
         candidates=candidates, scores=scores, sources=sources, purchased=purchased,
         factors=base.factors, n_purchases=base.n_purchases + len(live.purchased),
-        last_purchase=base.last_purchase, segments=base.segments,
+        last_purchase=base.last_purchase, segments=base.segments, sizes=base.sizes,
         consent_personalisation=base.consent_personalisation,
         consent_sensitive=base.consent_sensitive)

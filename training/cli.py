@@ -151,7 +151,66 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+SIZE_DATASETS = ("renttherunway", "canonical")
+
+
+def _add_evaluate_sizes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate-sizes", help="measure the preselected size against baselines on a time split",
+        description="Train on every purchase before --split-at and, for each later sized row "
+                    "of a customer with history in the item's size system, ask the size "
+                    "decision the service runs (artifacts.sizing.choose_size, batch profile "
+                    "from a real bundle). Prints one table: on rows with fit feedback 'fit', "
+                    "coverage and exact accuracy at the served threshold and precision at "
+                    "every coverage level (ranked by confidence); on 'small'/'large' rows, how "
+                    "often the answer moved the right way; beside it, in the same run, the "
+                    "baselines 'last size' and 'most frequent size'.")
+    p.add_argument("--dataset", choices=SIZE_DATASETS, required=True,
+                   help="input adapter: " + ", ".join(SIZE_DATASETS))
+    p.add_argument("--data", type=Path, required=True,
+                   help="directory with the dataset's files (layout of ../shared/data/<dataset>)")
+    p.add_argument("--split-at", required=True, metavar="YYYY-MM-DD",
+                   help="first day of the test period; training uses only earlier purchases")
+    p.add_argument("--test-days", type=int, metavar="N",
+                   help="length of the test period in days (default: to the end of the data)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write DIR/sizes.md with the precision-coverage curves as a PNG")
+    p.add_argument("--size-config", type=Path, metavar="FILE",
+                   help="JSON or TOML file with SizeConfig fields (training/models/sizes.py; "
+                        "default: the validated defaults)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=_evaluate_sizes)
+
+
+def _evaluate_sizes(args: argparse.Namespace) -> int:
+    from training.evaluation.sizes import evaluate_sizes
+    from training.evaluation.sizes_report import format_table, write_json, write_report
+    from training.evaluation.split import parse_date
+    from training.models.sizes import SizeConfig
+
+    if args.test_days is not None and args.test_days < 1:
+        raise DataError(f"--test-days must be at least 1, got {args.test_days}")
+    split_at = parse_date(args.split_at, "--split-at")
+    if args.size_config is not None and not args.size_config.is_file():
+        raise DataError(f"--size-config {args.size_config}: no such file")
+    config = SizeConfig.load(args.size_config)
+    started = time.perf_counter()
+    data = load_dataset(args.dataset, args.data)
+    ev = evaluate_sizes(data, split_at, test_days=args.test_days, config=config,
+                        progress=not args.quiet)
+    print(format_table(ev))
+    if args.json:
+        print(f"figures -> {write_json(ev, args.json)}")
+    if args.report:
+        command = "python -m training " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else None
+        print(f"report -> {write_report(ev, args.report, command)}")
+    print(f"took {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
+    from training.models.segments import describe as describe_segments
     from training.pipeline import train
 
     config = TrainConfig.load(args.config, factors=args.factors, iterations=args.iterations,
@@ -197,6 +256,7 @@ def _train(args: argparse.Namespace) -> int:
           f"{counts['items']:,} items ({counts['active_items']:,} active), "
           f"{counts['markets']} markets\n"
           f"  profiles: {counts['profiles']:,} in the bundle, {result.profiles_pushed:,} in Redis"
+          f"\n  segments: {describe_segments(result.manifest.segments)}"
           f"\n  took {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -247,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
+    _add_evaluate_sizes(sub)
     _add_push(sub)
     return parser
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from artifacts.homepage_rules import HomepageRules
+
 Positive = Annotated[int, Meta(ge=1)]
 NonNegative = Annotated[float, Meta(ge=0)]
 
@@ -115,6 +117,48 @@ class TrainConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Most recent distinct purchases kept per profile (excluded from recommendations)."""
     chunk_users: Positive = 1024
     """Users scored per vectorised block (memory ~ chunk_users x active items x 4 bytes x 3)."""
+
+    # -- customer segments (training/models/segments.py) and the homepage ---------------------
+    rfm_bins: Annotated[int, Meta(ge=2, le=10)] = 5
+    """Recency, frequency and monetary scores run 1..rfm_bins: quantiles over the customers
+    with purchases (ties share a score). Profiles carry them as segment ``rfm:<R><F><M>``."""
+    segment_min_purchases: Positive = 3
+    """Purchases a customer needs before the share-based segments (discount hunter, trend
+    seeker) judge them: two purchases say little about a habit."""
+    segment_min_lift: NonNegative = 1.5
+    """Those shares must also reach this multiple of the shop-wide share: where everything
+    sells reduced, or the data is a week long so every item looks new, nobody stands out."""
+    discount_min_markdown: Annotated[float, Meta(gt=0, lt=1)] = 0.1
+    """A purchase is discounted when paid at least this fraction below the item's usual (list)
+    price; small differences are rounding and channel prices, not a sale."""
+    discount_share: Annotated[float, Meta(ge=0, le=1)] = 0.4
+    """Discount hunter: at least this share of their priced purchases were discounted (two in
+    five: hunters also buy basics, which are never reduced, and items before their markdown)."""
+    trend_days: Annotated[float, Meta(gt=0)] = 30.0
+    """A purchase is "soon after the item first appeared" within this many days of the item's
+    first-seen date (else its first sale in the data)."""
+    trend_share: Annotated[float, Meta(ge=0, le=1)] = 0.5
+    """Trend seeker: at least this share of their purchases were that soon."""
+    new_max_orders: Annotated[int, Meta(ge=0)] = 1
+    """New customer: at most this many orders (distinct purchase times)..."""
+    new_max_days: Annotated[float, Meta(gt=0)] = 120.0
+    """...the first no longer ago than this; an older single order is lapsing, not new."""
+    vip_top_spend: Annotated[float, Meta(gt=0, le=1)] = 0.1
+    """VIP: spend (kept purchases) in this top share of customers..."""
+    vip_top_orders: Annotated[float, Meta(gt=0, le=1)] = 0.25
+    """...and orders in this top share (top spenders who are also frequent buyers)."""
+    lapsing_days: Annotated[float, Meta(gt=0)] = 120.0
+    """Lapsing: no order for this many days, for customers without a usual gap..."""
+    lapsing_gap_factor: Annotated[float, Meta(gt=1)] = 3.0
+    """...or, with ``lapsing_min_gap_orders`` orders or more, for this many times their usual
+    (mean) gap between orders..."""
+    lapsing_min_gap_orders: Annotated[int, Meta(ge=2)] = 3
+    lapsing_min_days: NonNegative = 30.0
+    """...and at least this many days (a weekly buyer is not lost after three weeks)."""
+    homepage: HomepageRules = msgspec.field(default_factory=HomepageRules)
+    """Homepage layouts per segment and the trainer's new-arrivals and on-sale lists
+    (artifacts/homepage.py documents every field); written into the bundle's manifest. In a
+    TOML config: ``[homepage]``, ``[homepage.layouts.discount_hunter]``, ..."""
 
     # -- evaluation and the publish gate -------------------------------------------------------
     holdout_days: Annotated[int, Meta(ge=1)] = 7

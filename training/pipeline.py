@@ -1,5 +1,5 @@
 """The training run laid out as named stages: index -> ALS -> item-item -> variants (together
-:func:`fit`) -> popularity -> repurchase -> candidates -> export (together :func:`export`) ->
+:func:`fit`) -> popularity -> repurchase -> segments -> sizes -> candidates -> export (together :func:`export`) ->
 gate -> profiles to Redis -> publish.
 
 ``current`` is switched only after the bundle is committed, passed the optional gate and (when
@@ -35,7 +35,9 @@ from training.config import TrainConfig
 from training.data.schema import CanonicalData
 from training.interactions import Interactions, build_interactions
 from training.models import als, itemknn, repurchase
+from training.models import homepage_lists, segments
 from training.models.popularity import popularity, top_lists
+from training.models.sizes import SizeConfig, fit_sizes
 from training.models.variants import variant_similarity
 from training.erasures import read_erasures
 from training.redis_push import push_profiles
@@ -201,7 +203,8 @@ def fit(data: CanonicalData, config: TrainConfig, *, progress: bool = True,
 def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
            version: str | None = None, profile_users: Collection[str] | None = None,
            metrics: dict | None = None, progress: bool = True,
-           stage: _Stages | None = None) -> tuple[Path, BundleManifest]:
+           stage: _Stages | None = None,
+           size_config: SizeConfig | None = None) -> tuple[Path, BundleManifest]:
     """Blend the fitted models into candidates and commit a bundle under ``out_root``
     (never made current here). ``profile_users`` limits the batch profiles to those customers
     (unknown ids are ignored): an evaluation needs only its test customers'."""
@@ -224,6 +227,12 @@ def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
                                         len(inter.categories), config)
         rep_scores = repurchase.repurchase_scores(inter.purchases, inter.matrix.shape, inter.end,
                                                   rep, config.repurchase_half_life_days)
+    with stage("segments"):
+        seg = segments.fit_segments(data, inter, config)
+        lists = homepage_lists.market_lists(data, inter, pop, sold_in, config.homepage)
+        seg.summary["homepage_lists"] = homepage_lists.describe(lists)
+    with stage("sizes"):
+        size_model = fit_sizes(data, inter, size_config)
     history = _recent_purchases(inter, config.history_items)
     users = None
     if profile_users is not None:
@@ -235,6 +244,8 @@ def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
         for name, array in attrs.items():
             writer.add_array(name, array)
         writer.add_array("item_repurchasable", rep.repurchasable)
+        for name, array in lists.items():
+            writer.add_array(name, array)
         nb_idx, nb_score, nb_source = fitted.neighbours
         writer.add_array("neighbours_idx", nb_idx)
         writer.add_array("neighbours_score", nb_score)
@@ -243,6 +254,8 @@ def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
         writer.add_array("popular_score", pop_score)
         writer.add_array("item_factors", fitted.factors.items)
         writer.add_faiss("item_factors.faiss", fitted.index)
+        for name, array in (size_model.arrays if size_model is not None else {}).items():
+            writer.add_array(name, array)
         inputs = SourceInputs(
             weights=inter.matrix, bought=fitted.bought, repurchase=rep_scores,
             repurchasable=rep.repurchasable, similarity=fitted.similarity,
@@ -253,7 +266,9 @@ def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
         part: list[ProfileRecord] = []
         for record in _profiles(inter, fitted.factors, blocks, history, writer.version, progress,
                                 n_profiles):
-            part.append(record)
+            if size_model is not None:
+                size_model.annotate(record, inter.users)
+            part.append(seg.annotate(record))
             if len(part) >= PROFILE_PART:
                 writer.add_profiles(part)
                 part = []
@@ -271,6 +286,8 @@ def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
             markets=inter.markets.ids, categories=inter.categories.ids,
             config=config.to_dict(), metrics=metrics or {}, timings=stage.timings,
             repurchase=repurchase.summary(rep, inter.categories.ids),
+            segments=seg.summary, homepage=config.to_dict()["homepage"],
+            sizes=size_model.manifest() if size_model is not None else {},
         )
         path = writer.commit(manifest)
     return path, manifest

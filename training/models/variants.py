@@ -18,7 +18,7 @@ def variant_similarity(names: list[str | None], item_category: np.ndarray,
                        max_group: int) -> sp.csr_matrix:
     """Sparse (items x items) 0/1 matrix, no diagonal."""
     n = len(names)
-    df = (pl.DataFrame({"name": names, "cat": item_category,
+    df = (pl.DataFrame({"name": pl.Series(names, dtype=pl.String), "cat": item_category,
                         "idx": np.arange(n, dtype=np.int64)})
           .with_columns(pl.col("name").str.strip_chars().str.to_lowercase())
           .filter(pl.col("name").is_not_null() & (pl.col("name") != "")))

@@ -1,0 +1,149 @@
+"""Homepage requests, apart from HTTP: profile lookup, audience, market, degradation.
+
+The page itself is :func:`artifacts.homepage.build`, shared with the offline evaluation. Here:
+one read of everything held for the customer (``ProfileStore.get_user``: one MGET), the batch
+profile merged with live state, the market (requested, else the customer's, else the default),
+and who the page is for:
+
+* ``personal``: a known customer (batch profile, or live purchases or views since training:
+  those count as new customers) who did not opt out of personalisation;
+* ``opted_out``: the profile says ``consent_personalisation`` is false: the market homepage,
+  still without what they bought;
+* ``unknown_customer`` / ``anonymous``: the market homepage;
+* ``profile_unavailable``: the profile store did not answer: the market homepage, ``degraded``.
+
+No FAISS search runs here: every section reads a precomputed list. A page view never fails
+because a step could not run; the answer says what was left out (``degraded``, ``notes``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from artifacts import homepage
+from artifacts.catalog import Catalog
+from artifacts.homepage import HomepageSection, HomepageView
+from artifacts.profiles import BatchProfile, LiveState
+from artifacts.ranking import popular_source
+from service.errors import BadRequest
+from service.merge import merged_profile
+from service.recommender import Recommender
+from service.store.base import StoreUnavailable
+
+NOTES = {
+    homepage.PERSONAL: None,
+    homepage.ANONYMOUS: "anonymous visitor: market homepage",
+    homepage.UNKNOWN: "unknown customer: market homepage",
+    homepage.OPTED_OUT: "customer opted out of personalisation: market homepage",
+    homepage.UNAVAILABLE: "profile store unreachable: market homepage, not personalised",
+}
+
+
+class Homepage(msgspec.Struct, kw_only=True):
+    """A homepage: sections in display order, each with its items.
+
+    ``audience`` says who the page was built for (``personal``, ``anonymous``,
+    ``unknown_customer``, ``opted_out``, ``profile_unavailable``); ``layout`` which rule ordered
+    the sections and ``layout_reason`` why. ``degraded`` is true when the profile store did
+    not answer or the bundle lacks a list the layout asks for (``notes`` say which).
+    """
+
+    sections: list[HomepageSection]
+    source: str
+    """``personal`` for a customer's own page; ``popular_market`` / ``popular`` for the market
+    homepage (as in the other answers)."""
+    audience: str
+    personalised: bool
+    layout: str
+    layout_reason: str
+    segments: list[str]
+    market: str | None
+    degraded: bool
+    bundle_version: str
+    user_id: str | None = None
+    notes: list[str] = []
+
+
+def parse_sections(text: str | None) -> list[str] | None:
+    """Section keys from ``a,b,c``; ``None`` (all) when not given; 400 for unknown ones."""
+    if text is None:
+        return None
+    names = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in names if s not in homepage.SECTIONS]
+    if unknown or not names:
+        what = (f"unknown section(s) {', '.join(map(repr, unknown))}" if unknown
+                else "no section named")
+        message = f"{what}; known sections: {', '.join(homepage.SECTIONS)}"
+        raise BadRequest(f"sections: {message}",
+                         fields=[{"key": "sections", "source": "query", "message": message}])
+    return names
+
+
+class HomepageService:
+    """Builds homepages from one recommender's catalogue (hot-swapped with it) and store."""
+
+    def __init__(self, recommender: Recommender):
+        self.recommender = recommender
+        self._view: HomepageView | None = None
+
+    def view(self, catalog: Catalog) -> HomepageView:
+        """The homepage structures of ``catalog``, rebuilt when the bundle was swapped."""
+        view = self._view
+        if view is None or view.catalog is not catalog:
+            view = self._view = HomepageView(catalog)
+        return view
+
+    async def for_user(self, user_id: str, *, n: int, market: str | None = None,
+                       sections: str | None = None) -> Homepage:
+        wanted = parse_sections(sections)
+        catalog, trained_until = self.recommender.snapshot()
+        if market is not None:
+            self.recommender.resolve_market(catalog, market)  # 400 before touching the store
+        try:
+            record = await self.recommender.store.get_user(user_id)
+        except StoreUnavailable:
+            record = None
+        profile, live, segments = None, None, None
+        if record is not None:
+            live = record.live
+            profile = merged_profile(record.batch, live, trained_until=trained_until,
+                                     version=catalog.version)
+            if profile is None and live is not None and live.viewed:
+                profile = BatchProfile(bundle_version=catalog.version, market=live.market)
+            if profile is not None and record.batch is None:
+                segments = ["new"]  # known only from what they did since training
+        if record is None:
+            audience = homepage.UNAVAILABLE
+        elif profile is None:
+            audience = homepage.UNKNOWN
+        elif profile.consent_personalisation is False:
+            audience = homepage.OPTED_OUT
+        else:
+            audience = homepage.PERSONAL
+        return self._page(catalog, audience, profile, live, market, n, wanted, segments,
+                          user_id=user_id)
+
+    def anonymous(self, *, n: int, market: str | None = None,
+                  sections: str | None = None) -> Homepage:
+        wanted = parse_sections(sections)
+        catalog, _ = self.recommender.snapshot()
+        return self._page(catalog, homepage.ANONYMOUS, None, None, market, n, wanted, None)
+
+    def _page(self, catalog: Catalog, audience: str, profile: BatchProfile | None,
+              live: LiveState | None, market: str | None, n: int, wanted: list[str] | None,
+              segments: list[str] | None, user_id: str | None = None) -> Homepage:
+        market_name = self.recommender.resolve_market(catalog, market, profile)
+        page = homepage.build(self.view(catalog), profile=profile, live=live, market=market_name,
+                              n=n, audience=audience, now=time.time(), sections=wanted,
+                              segments=segments)
+        personal = audience == homepage.PERSONAL
+        notes = [NOTES[audience]] if NOTES[audience] else []
+        return Homepage(
+            sections=page.sections, audience=audience, personalised=personal,
+            source=homepage.PERSONAL if personal else popular_source(market_name),
+            layout=page.layout, layout_reason=page.layout_reason,
+            segments=page.segments if personal else [], market=market_name,
+            degraded=audience == homepage.UNAVAILABLE or page.incomplete,
+            bundle_version=catalog.version, user_id=user_id, notes=notes + page.notes)
