@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks.*`` importab
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.load import (OUT, PREFIX, RESULTS, ROOT, _commit, delete_prefix,  # noqa: E402
                              machine)
-from benchmarks.loadgen import Load, Server, measure  # noqa: E402
+from benchmarks.loadgen import LUA_DONE, Load, Server, measure  # noqa: E402
 
 EVENTS_TARGET = 5_000
 PICKS_TARGET = 10_000
@@ -53,16 +53,7 @@ function request()
   next_body = next_body % #bodies + 1
   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, bodies[next_body])
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %d, "duration_us": %d, "status": %d, "connect": %d, ' ..
-    '"read": %d, "write": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, ' ..
-    '"p99_us": %d, "max_us": %d}\\n',
-    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
-"""
+""" + LUA_DONE
 
 
 def log(message: str) -> None:

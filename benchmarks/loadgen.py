@@ -25,6 +25,19 @@ from pathlib import Path
 HOST = "127.0.0.1"  # loopback only: nothing here ever loads another machine
 DEGRADED_MARK = b"redis unavailable"  # service/store/redis.py logs it when it starts degrading
 
+# wrk's closing hook: prints the run's figures as one JSON line the scripts parse.
+LUA_DONE = """\
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests": %d, "duration_us": %d, "status": %d, "connect": %d, ' ..
+    '"read": %d, "write": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, ' ..
+    '"p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
 LUA = """\
 -- Written by benchmarks/loadgen.py: each request takes a random path from the list in args[1].
 local paths = {}
@@ -46,16 +59,7 @@ function request()
   return wrk.format(nil, paths[math.random(#paths)])
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %d, "duration_us": %d, "status": %d, "connect": %d, ' ..
-    '"read": %d, "write": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, ' ..
-    '"p99_us": %d, "max_us": %d}\\n',
-    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
-"""
+""" + LUA_DONE
 
 
 @dataclass

@@ -22,6 +22,18 @@ EVAL_DATASETS = ("hm", "online_retail", "canonical")
 MODELS = ("served", "popular_7d", "popular_market", "als", "bm25", "buy_again")
 
 
+def _add_split(p: argparse.ArgumentParser, datasets: tuple[str, ...]) -> None:
+    """The arguments every evaluation command takes: what to read and where to split it."""
+    p.add_argument("--dataset", choices=datasets, required=True,
+                   help="input adapter: " + ", ".join(datasets))
+    p.add_argument("--data", type=Path, required=True,
+                   help="directory with the dataset's files (layout of ../shared/data/<dataset>)")
+    p.add_argument("--split-at", required=True, metavar="YYYY-MM-DD",
+                   help="first day of the test period; training uses only earlier purchases")
+    p.add_argument("--test-days", type=int, metavar="N",
+                   help="length of the test period in days (default: to the end of the data)")
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train every model and export a bundle",
@@ -95,14 +107,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                     "with default parameters, buy again where the data has repeats), each for "
                     "all test customers, those with history and those without. Item fields the "
                     "adapters derive from purchases are recomputed from the training rows only.")
-    p.add_argument("--dataset", choices=EVAL_DATASETS, required=True,
-                   help="input adapter: " + ", ".join(EVAL_DATASETS))
-    p.add_argument("--data", type=Path, required=True,
-                   help="directory with the dataset's files (layout of ../shared/data/<dataset>)")
-    p.add_argument("--split-at", required=True, metavar="YYYY-MM-DD",
-                   help="first day of the test period; training uses only earlier purchases")
-    p.add_argument("--test-days", type=int, metavar="N",
-                   help="length of the test period in days (default: to the end of the data)")
+    _add_split(p, EVAL_DATASETS)
     p.add_argument("--k", type=int, default=12,
                    help="cut-off of recall, NDCG and coverage (default 12; MAP is always @12)")
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
@@ -165,14 +170,7 @@ def _add_evaluate_sizes(sub: argparse._SubParsersAction) -> None:
                     "every coverage level (ranked by confidence); on 'small'/'large' rows, how "
                     "often the answer moved the right way; beside it, in the same run, the "
                     "baselines 'last size' and 'most frequent size'.")
-    p.add_argument("--dataset", choices=SIZE_DATASETS, required=True,
-                   help="input adapter: " + ", ".join(SIZE_DATASETS))
-    p.add_argument("--data", type=Path, required=True,
-                   help="directory with the dataset's files (layout of ../shared/data/<dataset>)")
-    p.add_argument("--split-at", required=True, metavar="YYYY-MM-DD",
-                   help="first day of the test period; training uses only earlier purchases")
-    p.add_argument("--test-days", type=int, metavar="N",
-                   help="length of the test period in days (default: to the end of the data)")
+    _add_split(p, SIZE_DATASETS)
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write DIR/sizes.md with the precision-coverage curves as a PNG")
