@@ -173,7 +173,8 @@ class RedisProfileStore:
             if not pending:
                 return
             keys = list(pending)
-            # one MGET for every subject (single node; a cluster client splits it per slot)
+            # one MGET for every subject: fine on a single node; on Redis Cluster this must
+            # become mget_nonatomic (split per slot) - not done yet
             current = await self._write(lambda: self.writer.mget(keys))
             writes = []
             for key, raw in zip(keys, current):
