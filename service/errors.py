@@ -52,6 +52,9 @@ def _service_error(_: Request, exc: ServiceError) -> Response:
 
 def _validation_error(_: Request, exc: ValidationException) -> Response:
     fields = exc.extra if isinstance(exc.extra, list) else []
+    if any(isinstance(f, dict) and f.get("source") == "body" and f.get("key") == "data"
+           and f.get("message") == "'data'" for f in fields):
+        return _respond(400, "invalid_body", "a JSON request body is required")
     parts = [f"{f.get('key', '?')}: {f.get('message', '')}" for f in fields if isinstance(f, dict)]
     detail = "invalid request parameters - " + "; ".join(parts) if parts else str(exc.detail)
     return _respond(400, "invalid_parameter", detail, [f for f in fields if isinstance(f, dict)])
@@ -61,6 +64,8 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
         exc.status_code, "http_error")
     detail = exc.detail
+    if exc.status_code == 400 and code == "http_error":  # the body did not decode as JSON
+        code, detail = "invalid_body", f"request body is not valid JSON: {detail}"
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.method} {request.url.path}; see /schema for the API"
     return _respond(exc.status_code, code, detail)

@@ -179,3 +179,13 @@ async def test_app_loads_bundle_and_embedded_store_from_settings(demo_bundle_roo
             r = await c.get("/ready")
             assert r.status_code == 200 and r.json()["store"] == "memory"
     assert "embedded in-process profile store" in caplog.text
+
+
+@pytest.mark.parametrize("path,body,detail", [
+    ("/v1/sessions/s1/identify", None, "a JSON request body is required"),
+    ("/v1/picks", b"{", "request body is not valid JSON"),
+])
+async def test_bad_bodies_are_400_saying_so(client, path, body, detail):
+    r = await client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_body" and detail in r.json()["detail"]
