@@ -124,6 +124,12 @@ def demo_bundle(demo_bundle_root):
     return Bundle.open(demo_bundle_root)
 
 
+@pytest.fixture(scope="module")
+def profiles(demo_bundle):
+    """The demo bundle's batch profiles by customer id (read-only: copy before changing)."""
+    return {r.user_id: r.profile for r in demo_bundle.profile_records()}
+
+
 def shared_dataset(name: str) -> Path:
     """Directory of a public dataset; skips (fails under CI) when it is absent."""
     path = SHARED_DATA / name

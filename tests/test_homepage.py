@@ -26,11 +26,6 @@ def view(demo_bundle):
     return HomepageView(Catalog(demo_bundle))
 
 
-@pytest.fixture(scope="module")
-def profiles(demo_bundle):
-    return {r.user_id: r.profile for r in demo_bundle.profile_records()}
-
-
 def _page(view, profile, *, audience=PERSONAL, n=8, live=None, **kw):
     market = kw.pop("market", profile.market if profile is not None else None)
     return build(view, profile=profile, live=live, market=market, n=n, audience=audience,

@@ -14,11 +14,6 @@ from training.redis_push import push_profiles
 
 
 @pytest.fixture
-def profiles(demo_bundle):
-    return {r.user_id: r.profile for r in demo_bundle.profile_records()}
-
-
-@pytest.fixture
 async def client(demo_bundle, redis_url, redis_prefix):
     push_profiles(demo_bundle.profile_records(), redis_url, prefix=redis_prefix, progress=False)
     store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)

@@ -13,11 +13,6 @@ from service.store import RedisProfileStore
 from training.redis_push import push_profiles
 
 
-@pytest.fixture
-def profiles(demo_bundle):
-    return {r.user_id: r.profile for r in demo_bundle.profile_records()}
-
-
 def _records(demo_bundle, **changes):
     """The bundle's profiles, with per-user field overrides: {user_id: {field: value}}."""
     for r in demo_bundle.profile_records():

@@ -10,11 +10,6 @@ from training.redis_push import push_profiles
 
 
 @pytest.fixture
-def profiles(demo_bundle):
-    return {r.user_id: r.profile for r in demo_bundle.profile_records()}
-
-
-@pytest.fixture
 async def client(demo_bundle):
     app = create_app(Settings(), bundle=demo_bundle,
                      store=MemoryProfileStore(demo_bundle.profile_records()))
