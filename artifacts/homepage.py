@@ -163,8 +163,7 @@ class _Builder:
         #: the profile's candidates as (item index, score, source), looked up once per page
         self.candidates = [] if self.profile is None else [
             (i, score, source) for i, score, source in zip(
-                map(index, self.profile.candidates), self.profile.scores, self.profile.sources)
-            if i is not None]
+                *self.profile.candidate_columns(catalog.version, index)) if i >= 0]
         self.consent = bool(profile is not None and profile.consent_sensitive is True)
         self.engaged = self._engaged_categories(now - view.rules.session_minutes * 60)
 

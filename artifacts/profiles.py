@@ -19,6 +19,8 @@ Live state is merged with the batch profile at read time, so a retrain (which re
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import msgspec
 import numpy as np
 
@@ -39,12 +41,59 @@ class SizePreference(msgspec.Struct, array_like=True, frozen=True):
     weight: float
 
 
+#: Source names of candidate lists, by code (stored as one byte per item in :class:`Ranked`).
+#: Append only: a code, once written to Redis, keeps its meaning.
+CANDIDATE_SOURCES: tuple[str, ...] = ("also_bought", "personal", "popular", "buy_again",
+                                      "variant", "personal_live")
+_SOURCE_CODE = {name: code for code, name in enumerate(CANDIDATE_SOURCES)}
+
+
+class Ranked(msgspec.Struct, array_like=True, frozen=True):
+    """A ranked item list packed into four byte strings (one column each), best first.
+
+    A page view decodes it as four objects instead of 300 (ids, scores and sources of 100
+    candidates): about 40 us less per request. ``idx`` holds each item's index in the
+    vocabulary of the profile's ``bundle_version`` (-1: unknown there), so a service serving
+    that bundle never looks ids up; any other bundle maps ``ids`` through its own vocabulary.
+    """
+
+    ids: bytes
+    """Item ids joined by ``\\n`` (ids never contain one, see :mod:`artifacts.ids`)."""
+    idx: bytes
+    """int32, little-endian."""
+    scores: bytes
+    """float32, little-endian."""
+    sources: bytes
+    """One code per item into :data:`CANDIDATE_SOURCES`."""
+
+    @classmethod
+    def pack(cls, ids: Sequence[str], idx: np.ndarray, scores: np.ndarray, codes: np.ndarray,
+             names: Sequence[str] = CANDIDATE_SOURCES) -> Ranked:
+        """Pack parallel columns; ``codes`` index ``names``, mapped onto
+        :data:`CANDIDATE_SOURCES` (KeyError for a name it does not hold)."""
+        remap = np.fromiter((_SOURCE_CODE[name] for name in names), np.uint8, len(names))
+        return cls(ids="\n".join(ids).encode(), idx=np.asarray(idx, "<i4").tobytes(),
+                   scores=np.asarray(scores, "<f4").tobytes(),
+                   sources=remap[np.asarray(codes, np.intp)].tobytes())
+
+    def id_list(self) -> list[str]:
+        return self.ids.decode().split("\n") if self.ids else []
+
+
+def _scores(packed: bytes) -> list[float]:
+    """float32 scores as Python floats rounded to 5 digits (what answers show)."""
+    return np.frombuffer(packed, "<f4").astype(np.float64).round(5).tolist()
+
+
 class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the trainer knows about one customer, tagged with the bundle that produced it.
 
-    ``candidates`` is the precomputed "for you" list (best first; bought items appear only when
-    the bundle marks them repurchasable, with source ``buy_again``),
-    so a page view is a lookup and a filter, not a model evaluation.
+    The precomputed "for you" list (best first; bought items appear only when the bundle marks
+    them repurchasable, with source ``buy_again``) makes a page view a lookup and a filter, not
+    a model evaluation. The trainer writes it packed in ``ranked``; profiles built in memory
+    (live fold-in, picks) use the plain lists ``candidates``/``scores``/``sources``. Read it
+    through :meth:`candidate_columns` (hot paths) or :meth:`candidate_ids` and friends, which
+    accept either form.
     """
 
     bundle_version: str
@@ -61,6 +110,44 @@ class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
     consent_sensitive: bool | None = None
     sizes: list[SizePreference] = []
     """Size evidence per size system (see :class:`SizePreference`), for the preselected size."""
+    ranked: Ranked | None = None
+    """The candidates packed (see :class:`Ranked`); when set, the three lists are empty."""
+
+    def candidate_columns(self, version: str, index: Callable[[str], int | None]
+                          ) -> tuple[list[int], list[float], list[str]]:
+        """(item indices, scores, sources) of the candidates, best first, for a catalogue of
+        bundle ``version`` whose vocabulary lookup is ``index``; an item that catalogue does
+        not know has index -1. Cheapest when ``version`` is the profile's own."""
+        ranked = self.ranked
+        if ranked is None:
+            return ([-1 if i is None else i for i in map(index, self.candidates)],
+                    self.scores, self.sources)
+        if version == self.bundle_version:
+            idx = np.frombuffer(ranked.idx, "<i4").tolist()
+        else:
+            idx = [-1 if i is None else i for i in map(index, ranked.id_list())]
+        names = CANDIDATE_SOURCES
+        return (idx, _scores(ranked.scores),
+                [names[c] for c in ranked.sources])
+
+    def candidate_ids(self) -> list[str]:
+        return self.ranked.id_list() if self.ranked is not None else self.candidates
+
+    def candidate_scores(self) -> list[float]:
+        if self.ranked is None:
+            return self.scores
+        return _scores(self.ranked.scores)
+
+    def candidate_sources(self) -> list[str]:
+        if self.ranked is None:
+            return self.sources
+        return [CANDIDATE_SOURCES[c] for c in self.ranked.sources]
+
+    def with_candidates(self, ids: list[str], scores: list[float],
+                        sources: list[str]) -> BatchProfile:
+        """A copy whose candidates are these plain lists (``ranked`` cleared)."""
+        return msgspec.structs.replace(self, candidates=ids, scores=scores, sources=sources,
+                                       ranked=None)
 
     def factor_vector(self) -> np.ndarray | None:
         """The ALS user vector (float32), or ``None`` when the trainer did not store one."""

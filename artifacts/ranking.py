@@ -87,18 +87,20 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     available = catalog.available(row)
     index = catalog.items.index
     blocked = set(exclude)
-    bought = set(profile.purchased) if profile is not None else set()
     out: list[RecommendedItem] = []
     notes: list[str] = []
     taken: set[int] = set()
     if profile is not None:
-        for item_id, score, source in zip(profile.candidates, profile.scores, profile.sources):
+        ids = catalog.ids
+        bought = set(profile.purchased)
+        for idx, score, source in zip(*profile.candidate_columns(catalog.version, index)):
             if len(out) >= n:
                 break
-            idx = index(item_id)
-            if idx is None or idx in taken or not available[idx] or item_id in blocked:
+            if idx < 0 or idx in taken or not available[idx]:
                 continue
-            if item_id in bought and not (repurchase and catalog.repurchasable(idx)):
+            item_id = ids[idx]
+            if item_id in blocked or (item_id in bought
+                                      and not (repurchase and catalog.repurchasable(idx))):
                 continue
             taken.add(idx)
             out.append(RecommendedItem(item_id=item_id, score=score, source=source))

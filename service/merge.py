@@ -19,7 +19,8 @@ def merged_profile(batch: BatchProfile | None, live: LiveState | None, *,
         return batch
     base = batch or BatchProfile(bundle_version=version)
     purchased = list(dict.fromkeys([*(p.item_id for p in live.purchased), *base.purchased]))
-    candidates, scores, sources = base.candidates, base.scores, base.sources
+    candidates, scores, sources = (base.candidate_ids(), base.candidate_scores(),
+                                   base.candidate_sources())
     newest = max((p.ts for p in live.purchased if p.ts > trained_until), default=None)
     if newest is not None and live.candidates and live.folded_at >= newest:
         seen = set(live.candidates)

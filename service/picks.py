@@ -157,9 +157,9 @@ class PickEngine:
         for pos, (items, scores) in zip(stale, lists):
             p = profiles[pos]
             folded = [catalog.ids[i] for i in items]
-            profiles[pos] = msgspec.structs.replace(
-                p, candidates=folded + p.candidates, scores=scores + p.scores,
-                sources=[FOLDED] * len(folded) + p.sources)
+            profiles[pos] = p.with_candidates(folded + p.candidate_ids(),
+                                              scores + p.candidate_scores(),
+                                              [FOLDED] * len(folded) + p.candidate_sources())
 
     def _pick_one(self, catalog: Catalog, sensitive: frozenset[str], user_id: str,
                   sent: SentLog | None,
@@ -185,12 +185,13 @@ class PickEngine:
         margin = 0
         if not allow_sensitive:
             # sensitive candidates go before selection, so the list still fills up to n
-            if not sensitive.isdisjoint(effective.candidates):
-                keep = [k for k, c in enumerate(effective.candidates) if c not in sensitive]
-                effective = msgspec.structs.replace(
-                    effective, candidates=[effective.candidates[k] for k in keep],
-                    scores=[effective.scores[k] for k in keep],
-                    sources=[effective.sources[k] for k in keep])
+            ids = effective.candidate_ids()
+            if not sensitive.isdisjoint(ids):
+                keep = [k for k, c in enumerate(ids) if c not in sensitive]
+                scores, sources = effective.candidate_scores(), effective.candidate_sources()
+                effective = effective.with_candidates([ids[k] for k in keep],
+                                                      [scores[k] for k in keep],
+                                                      [sources[k] for k in keep])
             margin = 10  # popular top-ups may hold a few sensitive items
         chosen = ranking.for_user(catalog, effective, n=n + margin, market=market_name)
         items = chosen.items

@@ -47,12 +47,13 @@ def _items_of(view, category: str, market: str | None, k: int = 5) -> list[str]:
 
 def _with_candidates(profile, first: list[str], **changes):
     """The profile with ``first`` leading its candidates (as the trainer would write them)."""
-    rest = [(c, s, src) for c, s, src in zip(profile.candidates, profile.scores, profile.sources)
+    rest = [(c, s, src) for c, s, src in zip(profile.candidate_ids(), profile.candidate_scores(),
+                                             profile.candidate_sources())
             if c not in first]
     return msgspec.structs.replace(
         profile, candidates=first + [c for c, _, _ in rest],
         scores=[9.0] * len(first) + [s for _, s, _ in rest],
-        sources=["personal"] * len(first) + [src for _, _, src in rest], **changes)
+        sources=["personal"] * len(first) + [src for _, _, src in rest], ranked=None, **changes)
 
 
 def _shopper(profiles, consent=False):
@@ -112,8 +113,9 @@ def test_items_not_sold_in_the_market_or_out_of_stock_never_appear(view, profile
 
 
 def test_just_bought_never_appears_even_when_repurchasable(view, profiles):
-    user, profile = next((u, p) for u, p in profiles.items() if "buy_again" in p.sources[:3])
-    again = profile.candidates[profile.sources.index("buy_again")]
+    user, profile = next((u, p) for u, p in profiles.items()
+                         if "buy_again" in p.candidate_sources()[:3])
+    again = profile.candidate_ids()[profile.candidate_sources().index("buy_again")]
     page = _page(view, profile, n=12)
     assert again in _ids(page, "buy_again"), "repurchasable purchases come back as buy again"
     live = LiveState(purchased=[LiveItem(again, NOW - 60)])
@@ -132,7 +134,7 @@ def test_just_bought_never_appears_even_when_repurchasable(view, profiles):
 ])
 def test_layout_follows_segments(view, profiles, segments, first, absent):
     profile = msgspec.structs.replace(_shopper(profiles), segments=segments)
-    assert "buy_again" in profile.sources
+    assert "buy_again" in profile.candidate_sources()
     page = _page(view, profile)
     keys = [s.key for s in page.sections]
     assert keys[0] == first, keys
@@ -216,7 +218,7 @@ def test_opted_out_customer_gets_the_market_homepage(view, profiles):
     bought = msgspec.structs.replace(profile, purchased=[top, *profile.purchased],
                                      consent_personalisation=False)
     page = _page(view, bought, audience=OPTED_OUT,
-                 live=LiveState(viewed=[LiveItem(profile.candidates[0], NOW)]))
+                 live=LiveState(viewed=[LiveItem(profile.candidate_ids()[0], NOW)]))
     assert page.layout == "non_personal" and page.segments == profile.segments
     assert {s.key for s in page.sections} <= {"trending", "new_arrivals", "on_sale"}
     assert top not in _ids(page), "what they bought is still left out"

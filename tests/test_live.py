@@ -66,7 +66,7 @@ async def test_new_customer_becomes_personal_after_two_purchases(client, demo_bu
 
 
 async def test_known_customer_purchase_is_excluded_at_once(client, profiles):
-    user = next(u for u, p in profiles.items() if len(p.candidates) > 10)
+    user = next(u for u, p in profiles.items() if len(p.candidate_ids()) > 10)
     top = (await _recs(client, user, n=5))["items"][0]["item_id"]
     r = await client.post("/v1/events", json={"events": [_event("k1", "purchase", top, user=user)]})
     assert r.status_code == 200
@@ -76,8 +76,9 @@ async def test_known_customer_purchase_is_excluded_at_once(client, profiles):
 async def test_buy_again_item_goes_at_once_when_bought_live(client, profiles):
     """Repurchasable items bought before training may come back as "buy again"; bought
     again today, they are gone from the next answer."""
-    user, item = next((u, p.candidates[k]) for u, p in profiles.items()
-                      for k in range(min(5, len(p.sources))) if p.sources[k] == "buy_again")
+    user, item = next((u, p.candidate_ids()[k]) for u, p in profiles.items()
+                      for k, source in enumerate(p.candidate_sources()[:5])
+                      if source == "buy_again")
     assert item in [i["item_id"] for i in (await _recs(client, user, n=30))["items"]]
     await client.post("/v1/events", json={"events": [_event("b1", "purchase", item, user=user)]})
     assert item not in [i["item_id"] for i in (await _recs(client, user, n=100))["items"]]
@@ -180,7 +181,7 @@ async def test_erasure_leaves_nothing(client, raw_redis, redis_prefix, profiles,
 
 
 async def test_retrain_keeps_live_events(client, demo_bundle, redis_url, redis_prefix, profiles):
-    user = next(u for u, p in profiles.items() if len(p.candidates) > 10)
+    user = next(u for u, p in profiles.items() if len(p.candidate_ids()) > 10)
     top = (await _recs(client, user, n=5))["items"][0]["item_id"]
     await client.post("/v1/events", json={"events": [_event("r1", "purchase", top, user=user)]})
     # a retrain rewrites every batch profile (here: the same ones again)

@@ -101,7 +101,7 @@ def _user_with_buy_again(demo_bundle):
     for record in demo_bundle.profile_records():
         p = record.profile
         bought = purchased_indices(catalog, p)
-        again = [c for c, s in zip(p.candidates, p.sources) if s == "buy_again"]
+        again = [c for c, s in zip(p.candidate_ids(), p.candidate_sources()) if s == "buy_again"]
         if again and any(not catalog.repurchasable(i) for i in bought):
             return catalog, p, again
     pytest.fail("the demo shop should have a customer with buy-again candidates")
@@ -113,7 +113,7 @@ def test_candidates_hold_repurchasable_purchases_only(strict_bundle):
     for record in demo_bundle.profile_records():
         p = record.profile
         bought = set(p.purchased)
-        for item, source in zip(p.candidates, p.sources):
+        for item, source in zip(p.candidate_ids(), p.candidate_sources()):
             if item in bought:
                 assert catalog.repurchasable(catalog.items.index(item))
                 assert source == "buy_again"
