@@ -93,6 +93,10 @@ class TrainConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     multiplied by n / (n + history_shrink) for a customer with n purchases (0: trust fully).
     Tuned: 0 (tried 0, 2, 5, 20): shrinking short histories towards popularity lost on both
     datasets, where even one purchase says more than what is popular."""
+    als_search: Literal["auto", "exact", "hnsw"] = "auto"
+    """How each customer's best ALS items are found for the candidate pool
+    (training/candidates.py): ``exact`` (brute force), ``hnsw`` (a FAISS HNSW graph, recall
+    logged), ``auto``: exact up to 1e10 customers x active items, HNSW above."""
     variant_max_group: Annotated[int, Meta(ge=2, le=1000)] = 50
     """Names shared by more items than this are generic ("T-shirt"), not one product."""
 
@@ -116,7 +120,8 @@ class TrainConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     history_items: Annotated[int, Meta(ge=1, le=1000)] = 100
     """Most recent distinct purchases kept per profile (excluded from recommendations)."""
     chunk_users: Positive = 1024
-    """Users scored per vectorised block (memory ~ chunk_users x active items x 4 bytes x 3)."""
+    """No longer read: the pooled blend (training/candidates.py) scores blocks of its own size
+    in bounded memory. Kept so config files that set it still load."""
 
     # -- customer segments (training/models/segments.py) and the homepage ---------------------
     rfm_bins: Annotated[int, Meta(ge=2, le=10)] = 5

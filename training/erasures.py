@@ -12,19 +12,20 @@ import logging
 from pathlib import Path
 
 import polars as pl
-import redis
 
 from artifacts.profiles import KeyScheme
 from training.data.schema import CanonicalData, DataError
+from training.redis_push import redis_client
 
 log = logging.getLogger(__name__)
 
 
 def read_erasures(url: str | None, prefix: str = "reco", file: Path | None = None) -> set[str]:
-    """Erased customer ids from Redis (when ``url`` is given) and/or a file of one id per line."""
+    """Erased customer ids from Redis (when ``url`` is given; a single server or a cluster, see
+    :func:`training.redis_push.redis_client`) and/or a file of one id per line."""
     erased: set[str] = set()
     if url:
-        client = redis.Redis.from_url(url)
+        client = redis_client(url)
         try:
             erased |= {m.decode() for m in client.zrange(KeyScheme(prefix).erasures(), 0, -1)}
         finally:

@@ -13,10 +13,11 @@ the config, so a tuning run fits once and exports many blends.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from artifacts import bundle as bundle_format
 from artifacts.bundle import BundleManifest, BundleWriter
-from artifacts.profiles import BatchProfile, ProfileRecord
+from artifacts.profiles import CANDIDATE_SOURCES, BatchProfile, ProfileRecord, Ranked
 from training.candidates import SOURCES, SourceInputs, score_candidates
 from training.config import TrainConfig
 from training.data.schema import CanonicalData
@@ -77,19 +78,42 @@ class Fitted:
     timings: dict[str, float]
 
 
-class _Stages:
-    """Logs and times each named stage of a run."""
+class Stages:
+    """Logs and times each named stage of a run.
 
-    def __init__(self) -> None:
+    ``watch``, when given, is called with each stage's name and must return a context manager
+    that is entered when the stage starts and left when it ends (also on an exception): the
+    hook a benchmark uses to measure peak memory per stage (benchmarks/train_scale.py).
+    """
+
+    def __init__(self, watch: Callable[[str], AbstractContextManager] | None = None) -> None:
         self.timings: dict[str, float] = {}
+        self._watch = watch
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         log.info("%s ...", name)
-        started = time.perf_counter()
-        yield
-        self.timings[name] = round(time.perf_counter() - started, 3)
+        with self._watch(name) if self._watch is not None else nullcontext():
+            started = time.perf_counter()
+            yield
+            self.timings[name] = round(time.perf_counter() - started, 3)
         log.info("%s done in %.2f s", name, self.timings[name])
+
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: a run creates millions of small acyclic
+    objects (profiles, their lists), and every collection would walk all that are alive -
+    at a million customers more time than the work itself. Reference counting still frees
+    everything; the collector's previous state is restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _item_attributes(data: CanonicalData, inter: Interactions) -> dict[str, np.ndarray]:
@@ -148,25 +172,38 @@ def _recent_purchases(inter: Interactions, limit: int) -> pl.DataFrame:
 
 def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.DataFrame,
               version: str, progress: bool, total: int) -> Iterator[ProfileRecord]:
-    ids = inter.items.ids
-    markets = inter.markets.ids
+    item_ids = inter.items.ids
+    ids = np.asarray(item_ids, dtype=object)
+    user_ids = inter.users.ids
+    # the candidate sources as Ranked codes (what Ranked.pack maps them to)
+    remap = np.asarray([CANDIDATE_SOURCES.index(name) for name in SOURCES], np.uint8)
+    markets = np.asarray(inter.markets.ids + [None], dtype=object)  # -1 (unknown) -> None
     hist_items = history["items"].to_list()
     hist_n = history["n"].to_list()
     hist_last = [t.isoformat() for t in history["last"].to_list()]
     bar = tqdm(total=total, desc="profiles", unit="user", disable=not progress)
     for block in blocks:
-        scores = np.round(block.scores.astype(np.float64), 5)
+        # whole-block conversions, then per customer a slice: rows are best first, so the
+        # valid entries are a prefix; the columns are those Ranked.pack writes
+        n_valid = (block.items >= 0).sum(axis=1).tolist()
+        width = block.items.shape[1]
+        candidates = ids[np.maximum(block.items, 0)].tolist()
+        idx = np.ascontiguousarray(block.items, "<i4").tobytes()
+        scores = np.round(block.scores.astype(np.float64), 5).astype("<f4").tobytes()
+        codes = remap[block.sources].tobytes()
+        market = markets[inter.user_market[block.users]].tolist()
+        vectors = factors.users[block.users]
         for row, u in enumerate(block.users.tolist()):
-            valid = block.items[row] >= 0
-            m = int(inter.user_market[u])
-            yield ProfileRecord(inter.users.id(u), BatchProfile(
+            n = n_valid[row]
+            at = row * width
+            yield ProfileRecord(user_ids[u], BatchProfile(
                 bundle_version=version,
-                market=markets[m] if m >= 0 else None,
-                candidates=[ids[i] for i in block.items[row][valid].tolist()],
-                scores=scores[row][valid].tolist(),
-                sources=[SOURCES[s] for s in block.sources[row][valid].tolist()],
-                purchased=[ids[i] for i in hist_items[u]],
-                factors=factors.users[u].tobytes(),
+                market=market[row],
+                ranked=Ranked(ids="\n".join(candidates[row][:n]).encode(),
+                              idx=idx[4 * at:4 * (at + n)], scores=scores[4 * at:4 * (at + n)],
+                              sources=codes[at:at + n]),
+                purchased=[item_ids[i] for i in hist_items[u]],
+                factors=vectors[row].tobytes(),
                 n_purchases=hist_n[u],
                 last_purchase=hist_last[u],
             ))
@@ -175,14 +212,19 @@ def _profiles(inter: Interactions, factors: als.Factors, blocks, history: pl.Dat
 
 
 def fit(data: CanonicalData, config: TrainConfig, *, progress: bool = True,
-        stage: _Stages | None = None) -> Fitted:
+        stage: Stages | None = None) -> Fitted:
     """Index ``data`` and fit ALS, item-item and variants (the expensive, blend-free part)."""
-    stage = stage or _Stages()
+    stage = stage or Stages()
     with stage("index"):
         inter = build_interactions(data, config)
         log.info("%d purchases, %d customers, %d items, %d markets, %s .. %s",
                  inter.purchases.height, len(inter.users), len(inter.items), len(inter.markets),
                  inter.start.date(), inter.end.date())
+        bought = sp.csr_matrix(
+            (np.ones(inter.purchases.height, np.float32),
+             (inter.purchases["user_idx"].to_numpy(), inter.purchases["item_idx"].to_numpy())),
+            shape=inter.matrix.shape)
+        bought.sum_duplicates()
     with stage("als"):
         factors = als.fit_als(inter.matrix, config, show_progress=progress)
         index = als.build_index(factors.items)
@@ -190,11 +232,6 @@ def fit(data: CanonicalData, config: TrainConfig, *, progress: bool = True,
         sim, nb_idx, nb_score, nb_source = _neighbours(inter, factors, config)
         variants = variant_similarity(data.items["name"].to_list(), inter.item_category,
                                       config.variant_max_group)
-    bought = sp.csr_matrix(
-        (np.ones(inter.purchases.height, np.float32),
-         (inter.purchases["user_idx"].to_numpy(), inter.purchases["item_idx"].to_numpy())),
-        shape=inter.matrix.shape)
-    bought.sum_duplicates()
     return Fitted(data=data, inter=inter, factors=factors, index=index, similarity=sim,
                   neighbours=(nb_idx, nb_score, nb_source), variants=variants, bought=bought,
                   timings=stage.timings)
@@ -203,12 +240,12 @@ def fit(data: CanonicalData, config: TrainConfig, *, progress: bool = True,
 def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
            version: str | None = None, profile_users: Collection[str] | None = None,
            metrics: dict | None = None, progress: bool = True,
-           stage: _Stages | None = None,
+           stage: Stages | None = None,
            size_config: SizeConfig | None = None) -> tuple[Path, BundleManifest]:
     """Blend the fitted models into candidates and commit a bundle under ``out_root``
     (never made current here). ``profile_users`` limits the batch profiles to those customers
     (unknown ids are ignored): an evaluation needs only its test customers'."""
-    stage = stage or _Stages()
+    stage = stage or Stages()
     inter, data = fitted.inter, fitted.data
     with stage("popularity"):
         attrs = _item_attributes(data, inter)
@@ -233,7 +270,8 @@ def export(fitted: Fitted, config: TrainConfig, out_root: Path | str, *,
         seg.summary["homepage_lists"] = homepage_lists.describe(lists)
     with stage("sizes"):
         size_model = fit_sizes(data, inter, size_config)
-    history = _recent_purchases(inter, config.history_items)
+    with stage("history"):
+        history = _recent_purchases(inter, config.history_items)
     users = None
     if profile_users is not None:
         found = (inter.users.index(u) for u in profile_users)
@@ -297,19 +335,22 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
           redis_url: str | None = None, redis_prefix: str = "reco", publish: bool = True,
           progress: bool = True, version: str | None = None,
           profile_users: Collection[str] | None = None, metrics: dict | None = None,
-          gate: Callable[[BundleManifest], str | None] | None = None) -> TrainResult:
+          gate: Callable[[BundleManifest], str | None] | None = None,
+          stages: Stages | None = None) -> TrainResult:
     """Fit every model on ``data``, write a bundle under ``out_root`` and (optionally) batch
     profiles to Redis, then make the bundle ``current`` when ``publish`` is true.
 
     ``metrics`` go into the manifest as the evaluation figures of this run. ``gate`` is called
     with the committed bundle's manifest before anything is written to Redis; when it returns a
     reason, nothing is pushed or published and the result carries that reason in ``refused``.
+    ``stages`` times (and may watch) every stage; a fresh :class:`Stages` by default.
     """
-    stage = _Stages()
-    fitted = fit(data, config, progress=progress, stage=stage)
-    path, manifest = export(fitted, config, out_root, version=version,
-                            profile_users=profile_users, metrics=metrics, progress=progress,
-                            stage=stage)
+    stage = stages or Stages()
+    with _gc_paused():
+        fitted = fit(data, config, progress=progress, stage=stage)
+        path, manifest = export(fitted, config, out_root, version=version,
+                                profile_users=profile_users, metrics=metrics,
+                                progress=progress, stage=stage)
     version = manifest.version
     refused = gate(manifest) if gate is not None else None
     if refused:
@@ -318,8 +359,9 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
                            profiles_pushed=0, timings=stage.timings, refused=refused)
     pushed = 0
     if redis_url:
-        with stage("profiles_to_redis"):
-            reader = bundle_format.Bundle.open(path)
+        with stage("profiles_to_redis"), _gc_paused():
+            # committed and checksummed moments ago by this process: no second hashing pass
+            reader = bundle_format.Bundle.open(path, verify=False)
             # customers erased while this run was training must not come back
             erased = read_erasures(redis_url, redis_prefix)
             records = (r for r in reader.profile_records() if r.user_id not in erased)
@@ -327,7 +369,8 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
                                    batch=config.redis_batch, total=manifest.counts["profiles"],
                                    progress=progress)
     if publish:
-        bundle_format.publish(out_root, version)
+        with stage("publish"):
+            bundle_format.publish(out_root, version)
         log.info("bundle %s is now current", version)
     return TrainResult(version=version, path=path, manifest=manifest, published=publish,
                        profiles_pushed=pushed, timings=stage.timings)

@@ -164,8 +164,7 @@ def fit_segments(data: CanonicalData, inter: Interactions, config: TrainConfig) 
     bins = config.rfm_bins
     rfm = np.stack([scores(-recency, bins), scores(orders, bins), scores(spend, bins)], axis=1)
     member = np.stack([flags[s] for s in SEGMENTS], axis=1)
-    labels = [[SEGMENTS[k] for k in np.flatnonzero(row)] + [f"rfm:{r}{f}{m}"]
-              for row, (r, f, m) in zip(member.tolist(), rfm.tolist())]
+    labels = _labels(member, rfm)
 
     consent_p, consent_s, without_orders = _consent(data, inter.users)
     sizes = {s: int(flags[s].sum()) for s in SEGMENTS}
@@ -186,6 +185,19 @@ def fit_segments(data: CanonicalData, inter: Interactions, config: TrainConfig) 
     return Segments(inter.users, labels, consent_p, consent_s, summary)
 
 
+def _labels(member: np.ndarray, rfm: np.ndarray) -> list[list[str]]:
+    """Per user: the names of its segments (``member`` columns in SEGMENTS order), then
+    ``rfm:<R><F><M>``. Built once per distinct combination, then copied per user."""
+    code = (member.astype(np.int64) << np.arange(member.shape[1])).sum(axis=1)
+    code = ((code * 100 + rfm[:, 0]) * 100 + rfm[:, 1]) * 100 + rfm[:, 2]
+    combos, inverse = np.unique(code, return_inverse=True)
+    first = np.zeros(combos.size, np.int64)
+    first[inverse[::-1]] = np.arange(code.size)[::-1]  # a user of each combination
+    names = [[SEGMENTS[k] for k in np.flatnonzero(member[u])]
+             + [f"rfm:{rfm[u, 0]}{rfm[u, 1]}{rfm[u, 2]}"] for u in first.tolist()]
+    return [list(names[c]) for c in inverse.tolist()]
+
+
 def _consent(data: CanonicalData, users: Vocabulary
              ) -> tuple[list[bool | None], list[bool | None], int]:
     """Consent flags per user index from the customer table, and how many customers in it
@@ -194,13 +206,16 @@ def _consent(data: CanonicalData, users: Vocabulary
     sensitive: list[bool | None] = [None] * len(users)
     if data.customers is None:
         return personalisation, sensitive, 0
-    without = 0
     table = data.customers.select("user_id", "consent_personalisation", "consent_sensitive")
-    for user_id, p, s in table.iter_rows():
-        u = users.index(user_id)
-        if u is None:
-            without += 1
-            continue
+    index = pl.DataFrame({"user_id": pl.Series(users.ids, dtype=pl.String),
+                          "u": np.arange(len(users), dtype=np.int64)})
+    known = table.join(index, on="user_id", how="inner")
+    without = table.height - known.height
+    # duplicate customer rows: the last one wins, as row by row did
+    known = known.with_row_index("row").sort("row").unique("u", keep="last")
+    rows = known["u"].to_list()
+    for u, p, s in zip(rows, known["consent_personalisation"].to_list(),
+                       known["consent_sensitive"].to_list()):
         personalisation[u], sensitive[u] = p, s
     return personalisation, sensitive, without
 

@@ -248,8 +248,10 @@ class _Fitted:
 
 def _fit_core(obs: pl.DataFrame, end: dt.datetime, item_system: np.ndarray,
               item_category: np.ndarray, n_categories: int, orders: dict[str, list[str]],
-              config: SizeConfig, *, with_profiles: bool = True) -> _Fitted:
-    """Offsets, priors, size_loglik and per-customer evidence from ``obs`` (one fit)."""
+              config: SizeConfig, *, with_profiles: bool = True,
+              profile_users: pl.Series | None = None) -> _Fitted:
+    """Offsets, priors, size_loglik and per-customer evidence from ``obs`` (one fit);
+    the evidence only of ``profile_users`` when given."""
     names = list(orders)
     lengths = np.array([len(orders[s]) for s in names])
     width = int(lengths.max())
@@ -308,6 +310,8 @@ def _fit_core(obs: pl.DataFrame, end: dt.datetime, item_system: np.ndarray,
 
     profiles: dict[int, list[SizePreference]] = {}
     if with_profiles:
+        if profile_users is not None:
+            usable = usable.filter(pl.col("user_idx").is_in(profile_users.implode()))
         profiles = _evidence_profiles(usable, end, names, orders, config)
     return _Fitted(offset, prior, loglik, profiles)
 
@@ -323,11 +327,21 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
            .group_by("user_idx", "sys", "pos", "kind").agg(pl.col("w").sum())
            .sort(["user_idx", "sys", "w"], descending=[False, False, True])
            .filter(pl.int_range(pl.len()).over("user_idx", "sys") < config.max_evidence))
+    # one SizePreference (frozen) per distinct (system, size, kind, weight), shared
+    made: dict[tuple, SizePreference] = {}
     profiles: dict[int, list[SizePreference]] = {}
-    for u, s, p, k, w in agg.iter_rows():
-        name = names[s]
-        profiles.setdefault(u, []).append(
-            SizePreference(name, orders[name][p], KINDS[k], round(float(w), 4)))
+    for u, s, p, k, w in zip(agg["user_idx"].to_list(), agg["sys"].to_list(),
+                             agg["pos"].to_list(), agg["kind"].to_list(), agg["w"].to_list()):
+        key = (s, p, k, w)
+        pref = made.get(key)
+        if pref is None:
+            name = names[s]
+            pref = made[key] = SizePreference(name, orders[name][p], KINDS[k], round(w, 4))
+        evidence = profiles.get(u)
+        if evidence is None:
+            profiles[u] = [pref]
+        else:
+            evidence.append(pref)
     return profiles
 
 
@@ -361,12 +375,16 @@ def fit_sizes(data: CanonicalData, inter: Interactions,
     weights, used = dict(DEFAULT_WEIGHTS), 0
     before = obs.filter(pl.col("ts") < cut)
     if before.height and end > start:
-        early = _fit_core(before, cut, sys64, cats, n_cats, orders, config)
+        targets = obs.filter((pl.col("ts") >= cut) & (pl.col("kind") == 0) & ~pl.col("gift"))
+        if targets.height > config.max_holdout_rows:  # as fit_weights would sample them
+            targets = targets.sample(config.max_holdout_rows, seed=config.seed)
+        # the early evidence is read only for the customers of those targets
+        early = _fit_core(before, cut, sys64, cats, n_cats, orders, config,
+                          profile_users=targets["user_idx"].unique())
         info = SizeModelInfo(systems=systems, weights=weights)
         view = SizeView(info, inter.items, item_system=item_system, item_offered=offered,
                         item_prior=early.item_prior, item_offset=early.item_offset,
                         loglik=early.loglik)
-        targets = obs.filter((pl.col("ts") >= cut) & (pl.col("kind") == 0) & ~pl.col("gift"))
         weights, used = fit_weights(view, early.profiles, targets, config)
     final = _fit_core(obs, end, sys64, cats, n_cats, orders, config)
     own = obs.filter(~pl.col("gift"))
