@@ -94,6 +94,36 @@ def redis_prefix(redis_url):
 
 
 @pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory):
+    """A Redis Cluster (``redis+cluster://`` URL): ``$RECO_TEST_REDIS_CLUSTER_URL``, or a local
+    3-master cluster started for the session from ``redis-server`` processes
+    (``tests/redis_cluster.py``); skips without them, except under CI."""
+    url = os.environ.get("RECO_TEST_REDIS_CLUSTER_URL")
+    if url:
+        yield url
+        return
+    from tests.redis_cluster import ClusterUnavailable, LocalCluster
+
+    try:
+        cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+        cluster.start()
+    except ClusterUnavailable as exc:
+        _unavailable(str(exc))
+    yield cluster.url
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_prefix(redis_cluster_url):
+    """A key prefix private to this test on the cluster; its keys are removed afterwards."""
+    from tests.redis_cluster import delete_prefix_on_nodes
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    delete_prefix_on_nodes(redis_cluster_url, prefix)
+
+
+@pytest.fixture(scope="session")
 def dead_redis_url():
     """A Redis URL on a port where nothing listens: a real, unreachable server."""
     return f"redis://127.0.0.1:{_free_port()}/0"

@@ -1,6 +1,8 @@
-"""Profile stores: one interface, a Redis backend and an embedded in-process backend.
+"""Profile stores: one interface, a Redis backend (one server or a Redis Cluster) and an
+embedded in-process backend.
 
-Both pass the same contract suite (``tests/test_profile_store.py``).
+All pass the same contract suite (``tests/test_profile_store.py``), Redis both on one server
+and on a local 3-master cluster.
 """
 
 from service.store.base import ProfileStore, StoreUnavailable

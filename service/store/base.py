@@ -1,6 +1,7 @@
 """The profile store interface the service depends on.
 
-Backends: :class:`~service.store.redis.RedisProfileStore` (production) and
+Backends: :class:`~service.store.redis.RedisProfileStore` (production: one server, or a Redis
+Cluster for a ``redis+cluster://`` URL) and
 :class:`~service.store.memory.MemoryProfileStore` (one-process demo, tests). Both pass the same
 contract suite. Keys are built by :class:`artifacts.profiles.KeyScheme` only.
 """

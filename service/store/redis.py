@@ -1,12 +1,22 @@
-"""Redis profile store (single node) with a short circuit breaker.
+"""Redis profile store, single node or Redis Cluster, with a short circuit breaker.
 
 Every call has a socket timeout of a few tens of milliseconds. After a failure the store answers
 :class:`StoreUnavailable` at once for ``retry_after`` seconds instead of waiting on a dead server
 for every page view; the next call after that tries Redis again, so the service recovers by
 itself when Redis returns.
 
-Cluster safety: every multi-key command (MGET, DEL) names keys of one customer only, which share
-a hash tag and so a slot; live state is updated with a compare-and-set script on a single key.
+The URL says which: ``redis://`` or ``rediss://`` is one server, ``redis+cluster://`` or
+``rediss+cluster://`` is a Redis Cluster reached through any of its nodes (see
+:func:`open_client`). Cluster safety: every multi-key command (MGET, DEL) names keys of one
+customer only, which share a hash tag and so a slot; live state is updated with a
+compare-and-set script on a single key; reads of several customers are pipelines of
+per-customer commands, which the cluster client sends to each node as one pipeline.
+
+redis-py's cluster pipeline refuses its ``mget()`` and ``evalsha()`` methods because they could
+name keys of several slots. Ours name one customer's keys or one key, and the pipeline checks
+each command's keys map to one slot, so pipelines send them as plain commands
+(``execute_command("MGET", ...)``), the same on a single server (where that is also what
+``mget()`` does, minus its argument handling).
 """
 
 from __future__ import annotations
@@ -20,10 +30,14 @@ from typing import TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.retry import Retry
 
 from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, SentLog,
                                 decode_batch, decode_live, decode_sent)
+from service.metrics import REDIS_ERRORS_TOTAL
 from service.store.base import LiveMutation, StoreUnavailable, UserRecord
 
 log = logging.getLogger(__name__)
@@ -41,6 +55,41 @@ return 0
 """
 MAX_CAS_ROUNDS = 8
 MAX_COALESCED = 256
+#: What a failing Redis raises: server and connection errors, a cluster the client cannot map.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+#: URL schemes naming a Redis Cluster, and the plain scheme of their seed node.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+#: Connections per cluster node and client (a single-node client's pool is unbounded).
+CLUSTER_MAX_CONNECTIONS = 1024
+
+
+def cluster_seed_url(url: str) -> str | None:
+    """The plain URL of the seed node when ``url`` names a Redis Cluster, else ``None``.
+
+    ``redis+cluster://host:port`` (``rediss+cluster://`` with TLS) names a cluster through any
+    one of its nodes; the client discovers the others and the slot map from it.
+    """
+    scheme, sep, rest = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower()) if sep else None
+    return f"{plain}://{rest}" if plain else None
+
+
+def open_client(url: str, *, timeout_s: float, retries: int | None = None
+                ) -> aioredis.Redis | RedisCluster:
+    """An asyncio client for a single server or, per :func:`cluster_seed_url`, a cluster.
+
+    ``timeout_s`` bounds connecting and each reply. ``retries`` (cluster only) is how often a
+    command that met a connection error or a cluster in failover is tried again after the
+    client re-reads the slot map; ``None`` keeps redis-py's default. A single server's client
+    is built exactly as it always was (no retry on timeout).
+    """
+    seed = cluster_seed_url(url)
+    if seed is None:
+        return aioredis.Redis.from_url(url, socket_timeout=timeout_s,
+                                       socket_connect_timeout=timeout_s, retry_on_timeout=False)
+    extra = {} if retries is None else {"retry": Retry(NoBackoff(), retries)}
+    return RedisCluster.from_url(seed, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                 max_connections=CLUSTER_MAX_CONNECTIONS, **extra)
 
 
 class _ReadCoalescer:
@@ -74,7 +123,7 @@ class _ReadCoalescer:
         try:
             pipe = self.client.pipeline(transaction=False)
             for keys, _ in batch:
-                pipe.mget(keys)
+                pipe.execute_command("MGET", *keys)
             results = await pipe.execute()
         except BaseException as exc:  # hand every waiter the failure, including cancellation
             for _, future in batch:
@@ -98,19 +147,24 @@ def _decode(raw: bytes | None, decode: Callable[[bytes], T]) -> T | None:
 
 
 class RedisProfileStore:
+    """Profiles in one Redis server or a Redis Cluster, as ``url`` says (see :func:`open_client`)."""
+
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "reco", timeout_s: float = 0.05,
                  write_timeout_s: float = 2.0, retry_after_s: float = 1.0):
         self.keys = KeyScheme(prefix)
-        # page-view reads: fail fast and degrade; writes (events, picks logs, erasure): a
+        self.cluster = cluster_seed_url(url) is not None
+        if self.cluster:
+            self.name = "redis-cluster"
+        # page-view reads: fail fast and degrade (on a cluster: no retry, the breaker and the
+        # next call after it re-read the slot map); writes (events, picks logs, erasure): a
         # caller that can retry, so a pipeline of a few hundred commands may take its time
-        self.client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry_on_timeout=False)
-        self.writer = aioredis.Redis.from_url(
-            url, socket_timeout=max(write_timeout_s, timeout_s),
-            socket_connect_timeout=max(write_timeout_s, timeout_s), retry_on_timeout=False)
+        self.client = open_client(url, timeout_s=timeout_s, retries=0)
+        self.writer = open_client(url, timeout_s=max(write_timeout_s, timeout_s))
+        # several customers' live keys at once: one MGET on a single server; per slot on a
+        # cluster (each customer's keys share a slot, different customers mostly do not)
+        self._mget_across = self.writer.mget_nonatomic if self.cluster else self.writer.mget
         self.retry_after_s = retry_after_s
         self._down_until = 0.0
         self._cas_sha: str | None = None
@@ -122,7 +176,8 @@ class RedisProfileStore:
             raise StoreUnavailable("redis marked down after a recent failure")
         try:
             result = await op()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
+            REDIS_ERRORS_TOTAL.labels("read").inc()
             if not self._down_until:
                 log.warning("redis unavailable (%s): degrading for %.1f s", type(exc).__name__,
                             self.retry_after_s)
@@ -137,7 +192,8 @@ class RedisProfileStore:
         """A write: always tried; a failure is the caller's (who can retry), not the breaker's."""
         try:
             return await op()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
+            REDIS_ERRORS_TOTAL.labels("write").inc()
             raise StoreUnavailable(str(exc)) from exc
 
     async def get_batch(self, user_id: str) -> BatchProfile | None:
@@ -153,7 +209,7 @@ class RedisProfileStore:
         async def read():
             pipe = self.client.pipeline(transaction=False)
             for user_id in user_ids:
-                pipe.mget(self.keys.user_keys(user_id))
+                pipe.execute_command("MGET", *self.keys.user_keys(user_id))
             return await pipe.execute()
 
         rows = await self._call(read)
@@ -173,9 +229,7 @@ class RedisProfileStore:
             if not pending:
                 return
             keys = list(pending)
-            # one MGET for every subject: fine on a single node; on Redis Cluster this must
-            # become mget_nonatomic (split per slot) - not done yet
-            current = await self._write(lambda: self.writer.mget(keys))
+            current = await self._write(lambda: self._mget_across(keys))
             writes = []
             for key, raw in zip(keys, current):
                 new = pending[key](_decode(raw, decode_live))
@@ -192,12 +246,17 @@ class RedisProfileStore:
                     self._cas_sha = await self.writer.script_load(_CAS)
                 pipe = self.writer.pipeline(transaction=False)
                 for key, digest, new in writes:
-                    pipe.evalsha(self._cas_sha, 1, key, digest, new, max(1, int(ttl_s[key])))
-                try:
-                    return await pipe.execute()
-                except NoScriptError:  # Redis restarted and lost the script: load it again
-                    self._cas_sha = None
-                    return [0] * len(writes)
+                    pipe.execute_command("EVALSHA", self._cas_sha, 1, key, digest, new,
+                                         max(1, int(ttl_s[key])))
+                results = await pipe.execute(raise_on_error=False)
+                # NOSCRIPT: a server restarted (or a cluster node joined) without the script;
+                # that key was not written: load the script again (on every master) and retry
+                for result in results:
+                    if isinstance(result, NoScriptError):
+                        self._cas_sha = None
+                    elif isinstance(result, Exception):
+                        raise result
+                return [0 if isinstance(r, Exception) else r for r in results]
 
             applied = await self._write(write)
             for (key, _, _), ok in zip(writes, applied):
@@ -231,10 +290,14 @@ class RedisProfileStore:
         return [r.decode() for r in raw]
 
     async def ping(self) -> bool:
-        """True when Redis answers now (ignores the breaker, so readiness sees recovery)."""
+        """True when Redis answers now (ignores the breaker, so readiness sees recovery); on a
+        cluster, when every master answers (a plain PING would ask one node only)."""
         try:
-            ok = bool(await self.client.ping())
-        except (RedisError, OSError):
+            if self.cluster:
+                ok = bool(await self.client.ping(target_nodes=RedisCluster.PRIMARIES))
+            else:
+                ok = bool(await self.client.ping())
+        except REDIS_ERRORS:
             return False
         self._down_until = 0.0
         return ok
