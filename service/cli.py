@@ -3,16 +3,51 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import msgspec
 
 from artifacts.bundle import BundleError
 from service.errors import ServiceError
+from service.logs import logging_config
 from service.settings import Settings
+
+log = logging.getLogger("service")
+#: prometheus-client's multiprocess directory (see service.metrics); read once, at its import.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The files prometheus-client's multiprocess mode writes; only these are ever cleared.
+METRIC_FILE = re.compile(r"(counter|gauge_\w+|histogram|summary)_\d+\.db")
+
+
+def metrics_dir(workers: int) -> tuple[str | None, bool]:
+    """Set up prometheus-client's multiprocess mode before any worker starts.
+
+    ``$PROMETHEUS_MULTIPROC_DIR`` when given (created if missing, metric files of an earlier run
+    removed); else, for several workers, a fresh temporary directory exported in that variable.
+    One worker without it keeps its metrics in memory. Returns (directory or None, whether it
+    was created here and so is removed when serving ends).
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        stale = [f for f in Path(given).iterdir() if METRIC_FILE.fullmatch(f.name)]
+        for f in stale:
+            f.unlink()
+        if stale:
+            log.info("metrics: removed %d metric files of an earlier run from %s", len(stale),
+                     given)
+        return given, False
+    if workers <= 1:
+        return None, False
+    path = tempfile.mkdtemp(prefix="reco-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path, True
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,6 +55,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["RECO_BUNDLE_DIR"] = str(args.bundle)
     if args.redis_url is not None:
         os.environ["RECO_REDIS_URL"] = args.redis_url
+    if args.access_log:
+        os.environ["RECO_ACCESS_LOG"] = "true"  # workers read their settings from the environment
     settings = Settings.from_env()  # fail here, readably, on bad settings - not in a worker
     if not settings.redis_url and args.workers > 1:
         print("error: the embedded profile store lives inside one process; with --workers "
@@ -31,18 +68,30 @@ def _serve(args: argparse.Namespace) -> int:
               "(delayed acknowledgements on its shared socket; measured in benchmarks/). Use "
               "--server granian (the default) for several workers.", file=sys.stderr)
         return 2
-    if args.server == "granian":
-        from granian import Granian
-        from granian.constants import Interfaces
+    shared, created = metrics_dir(args.workers) if settings.metrics else (None, False)
+    if shared:
+        log.info("metrics: the workers share %s (%s)", shared, MULTIPROC_ENV)
+    # Every process logs in one format. The servers' own access logs stay off: they print
+    # paths, which hold customer ids; ours (RECO_ACCESS_LOG) prints route templates.
+    log_config = logging_config(settings.log_format, settings.log_level)
+    try:
+        if args.server == "granian":
+            from granian import Granian
+            from granian.constants import Interfaces
 
-        Granian("service.asgi:app_from_env", factory=True, interface=Interfaces.ASGI,
-                address=args.host, port=args.port, workers=args.workers, backlog=2048,
-                log_access=args.access_log).serve()
-    else:
-        import uvicorn
+            Granian("service.asgi:app_from_env", factory=True, interface=Interfaces.ASGI,
+                    address=args.host, port=args.port, workers=args.workers, backlog=2048,
+                    log_access=False, log_dictconfig=log_config,
+                    log_level=settings.log_level).serve()
+        else:
+            import uvicorn
 
-        uvicorn.run("service.asgi:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, access_log=args.access_log, log_level="info")
+            uvicorn.run("service.asgi:app_from_env", factory=True, host=args.host,
+                        port=args.port, workers=args.workers, access_log=False,
+                        log_config=log_config, log_level=settings.log_level)
+    finally:
+        if created:
+            shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 
@@ -75,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="bundle dir or bundles root (overrides $RECO_BUNDLE_DIR)")
     p.add_argument("--redis-url", help="Redis URL (overrides $RECO_REDIS_URL; '' for the "
                                        "embedded store)")
-    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--access-log", action="store_true",
+                   help="log one line per request: method, route template, status, duration "
+                        "(same as RECO_ACCESS_LOG=true)")
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("picks", help="batch picks for an email campaign, file to file",
@@ -104,10 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
+        settings = Settings.from_env()
+        logging.config.dictConfig(logging_config(settings.log_format, settings.log_level))
         return args.run(args)
     except msgspec.ValidationError as exc:
         print(f"error: invalid setting: {exc}", file=sys.stderr)
