@@ -22,11 +22,16 @@ MAX_EVENTS = 1000
 MAX_FUTURE_S = 300  # clocks drift; further ahead than this is a bad timestamp
 
 
-class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One thing a shopper did. ``user_id`` or ``session_id`` (or both) is required;
-    ``ts`` defaults to the time of arrival."""
+Timestamp = Annotated[dt.datetime, Meta(
+    description=f"RFC 3339 time of the event (no offset: UTC); at most {MAX_FUTURE_S} s ahead",
+    extra_json_schema={"format": "date-time"})]
 
-    event_id: Id
+
+class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One thing a shopper did: needs user_id or session_id (or both); ts defaults to now."""
+
+    event_id: Annotated[Id, Meta(description="Unique per event: an id applied in the last 24 h "
+                                             "is ignored (resending a batch is safe)")]
     type: EventType
     item_id: Id
     user_id: Id | None = None
@@ -34,11 +39,20 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     size: Annotated[str, Meta(min_length=1, max_length=16)] | None = None
     market: Id | None = None
     price: Annotated[float, Meta(ge=0, le=1e9)] | None = None
-    ts: dt.datetime | None = None
+    ts: Timestamp | None = None
+
+
+_HAS_SUBJECT = {"anyOf": [
+    {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+    {"required": ["session_id"], "properties": {"session_id": {"type": "string"}}}]}
+"""``user_id`` or ``session_id``, as JSON schema (for the OpenAPI document; parse_batch checks)."""
 
 
 class EventBatch(msgspec.Struct, forbid_unknown_fields=True):
-    events: Annotated[list[Event], Meta(min_length=1, max_length=MAX_EVENTS)]
+    events: Annotated[list[Annotated[Event, Meta(extra_json_schema=_HAS_SUBJECT)]],
+                      Meta(min_length=1, max_length=MAX_EVENTS,
+                           description=f"1 to {MAX_EVENTS} events with distinct event ids, "
+                                       "validated as a whole")]
 
 
 class IngestResult(msgspec.Struct, kw_only=True):
@@ -51,7 +65,7 @@ class IngestResult(msgspec.Struct, kw_only=True):
     """Customers whose personal vector was refreshed from new purchases."""
 
 
-class _RawBatch(msgspec.Struct):
+class _RawBatch(msgspec.Struct, forbid_unknown_fields=True):
     events: list[msgspec.Raw]
 
 
@@ -140,8 +154,9 @@ def _push(items: list[LiveItem], item: LiveItem, cap: int) -> list[LiveItem]:
 def apply_events(state: LiveState | None, events: list[TimedEvent], now: float,
                  limits: LiveLimits) -> tuple[LiveState | None, int, bool]:
     """Merge ``events`` into ``state``; returns (new state or None if nothing changed,
-    events applied, whether a purchase was applied). Events whose id was applied before are
-    skipped, so applying the same batch twice has the effect of applying it once."""
+    events applied, whether a purchase was applied). Events whose id was applied in the last
+    ``limits.idempotency_s`` (counted from when it arrived, whatever its ``ts``) are skipped, so
+    applying the same batch twice has the effect of applying it once."""
     state = state or LiveState()
     horizon = now - limits.idempotency_s
     applied_ids = {eid for eid, ts in state.event_ids if ts >= horizon}
@@ -168,7 +183,9 @@ def apply_events(state: LiveState | None, events: list[TimedEvent], now: float,
             sizes = [SizeSignal(e.item_id, e.size, e.type, timed.ts), *sizes][:limits.sizes]
         if e.market is not None:
             market = e.market
-    event_ids = [(e.event.event_id, e.ts) for e in fresh]
+    # remembered from their arrival, not their own ``ts``: a resent batch of events older than
+    # the idempotency window must still be recognised
+    event_ids = [(e.event.event_id, now) for e in fresh]
     event_ids += [(eid, ts) for eid, ts in state.event_ids if ts >= horizon]
     new = msgspec.structs.replace(
         state, viewed=viewed, purchased=purchased, returned=returned, cart=cart, sizes=sizes,

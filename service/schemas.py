@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from msgspec import Meta
 
 from artifacts.ranking import RecommendedItem
 
@@ -39,7 +42,11 @@ class Readiness(msgspec.Struct, kw_only=True):
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error answer: what went wrong, for a machine (``error``) and a human (``detail``)."""
+
     status_code: int
-    error: str
-    detail: str
-    fields: list[dict] = []
+    error: Annotated[str, Meta(min_length=1, description="Machine code, e.g. invalid_parameter, "
+                                                         "not_found, body_too_large")]
+    detail: Annotated[str, Meta(min_length=1, description="What was wrong and how to fix it")]
+    fields: Annotated[list[dict], Meta(description="For bad input: each parameter or body field "
+                                                   "at fault (key, source, message)")] = []

@@ -7,9 +7,11 @@ from litestar import Controller, Request, delete, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
+from service.api.bodies import json_body
 from service.api.params import UserId
-from service.errors import BadRequest, Unavailable
-from service.events import EventBatch, EventValidationError, Id, IngestResult, parse_batch
+from service.errors import BadRequest, Unavailable, error_responses
+from service.events import (MAX_EVENTS, EventBatch, EventValidationError, Id, IngestResult,
+                            parse_batch)
 from service.ingest import IdentifyResult
 from service.store.base import StoreUnavailable
 
@@ -31,11 +33,14 @@ class LiveController(Controller):
     tags = ["live"]
 
     @post("/events", summary="Apply a batch of live events", status_code=200,
-          request_body=EventBatch)
+          operation_class=json_body(EventBatch), responses=error_responses(400, 413, 503),
+          description=f"Apply view/cart/purchase/return events, 1 to {MAX_EVENTS} per batch "
+                      "(the body is also bound by the request size limit: 413). The whole "
+                      "batch is validated first; any bad event rejects all with a 400 naming "
+                      "each bad event and field. Resending a batch applies it once (idempotent "
+                      "by event id for 24 h).")
     async def events(self, state: State, request: Request) -> IngestResult:
-        """Apply view/cart/purchase/return events (at most 1000 per batch). The whole batch is
-        validated first; any bad event rejects all with a 400 naming each bad event and field.
-        Resending a batch applies it once (idempotent by event id for 24 h)."""
+        """Decodes the body itself (not ``data``) so that one 400 names every bad event."""
         now = time.time()
         try:
             events = parse_batch(await request.body(), now)
@@ -48,7 +53,8 @@ class LiveController(Controller):
                               "resend the batch later (it is applied once)") from None
 
     @post("/sessions/{session_id:str}/identify", summary="Link a session to a customer",
-          status_code=200)
+          status_code=200, operation_class=json_body(IdentifyBody),
+          responses=error_responses(400, 413, 503))
     async def identify(self, state: State, session_id: SessionId,
                        data: JSONBody[IdentifyBody]) -> IdentifyResult:
         """On login: carry the anonymous session's signals (views, cart, sizes) over to the
@@ -59,7 +65,7 @@ class LiveController(Controller):
             raise Unavailable(f"profile store unreachable ({exc}); retry") from None
 
     @delete("/users/{user_id:str}", summary="Erase everything held about a customer",
-            status_code=200)
+            status_code=200, responses=error_responses(400, 503))
     async def erase(self, state: State, user_id: UserId) -> Erased:
         """Deletes the customer's batch profile, live state, sent-picks log and linked sessions,
         and records the id on the erasure list the trainer reads (their rows are dropped from

@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 import msgspec
 from litestar import Controller, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from service.picks import PickRequest
+from service.api.bodies import json_body
+from service.errors import error_responses
+from service.picks import MAX_PICK_USERS, Pick, PickRequest
 
 CHUNK = 250
 _ENCODER = msgspec.json.Encoder()
@@ -19,12 +22,22 @@ class PicksController(Controller):
     path = "/v1"
     tags = ["picks"]
 
-    @post("/picks", summary="Picks for many customers (NDJSON stream)", status_code=200)
+    @post("/picks", summary="Picks for many customers (NDJSON stream)", status_code=200,
+          media_type="application/x-ndjson", operation_class=json_body(PickRequest),
+          responses={200: ResponseSpec(Pick, media_type="application/x-ndjson",
+                                       generate_examples=False,
+                                       description="One JSON object per line (newline-delimited "
+                                                   "JSON), this schema per line"),
+                     **error_responses(400, 413)},
+          description=f"1 to {MAX_PICK_USERS} customers per request, 1 to 50 items each (``n``; "
+                      "the body is also bound by the request size limit: 413). Answers one JSON "
+                      "line per customer, in request order: ``{\"user_id\", \"items\", "
+                      "\"source\", \"market\", \"capped\", \"reason\"}``. Excludes recent "
+                      "purchases and items the last mails of the campaign family showed; a "
+                      "customer over the frequency cap gets an empty pick with the reason. With "
+                      "``record``, the picks are written to the sent log.")
     async def picks(self, state: State, data: JSONBody[PickRequest]) -> Stream:
-        """One line per customer, in request order: ``{"user_id", "items", "source", "market",
-        "capped", "reason"}``. Excludes recent purchases and items the last mails of the
-        campaign family showed; a customer over the frequency cap gets an empty pick with the
-        reason. With ``record``, the picks are written to the sent log."""
+        """Streams in chunks of ``CHUNK`` customers; a bad market is a 400 before the stream."""
         engine = state.pick_engine
         # validate the market before the stream starts, so a bad one is a clean 400
         engine.recommender.resolve_market(engine.recommender.catalog, data.market, None)
