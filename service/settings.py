@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -33,6 +33,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_n: Annotated[int, Meta(ge=1, le=1000)] = 100
     verify_bundle: bool = True
     """Check every bundle file's checksum at load (refuses corrupt or partial bundles)."""
+    bundle_poll_s: Annotated[float, Meta(ge=0, le=86_400)] = 5.0
+    """Every this many seconds each worker checks where ``bundle_dir`` points (a bundles
+    root's ``current`` link) and hot-swaps a new target; 0 turns the watcher off."""
+    admin_token: str | None = None
+    """Bearer token for ``POST /admin/reload``; unset disables the admin endpoints (403)."""
     live_ttl_days: Annotated[float, Meta(gt=0, le=3650)] = 90.0
     """A customer's live state expires this long after their last event."""
     session_ttl_hours: Annotated[float, Meta(gt=0, le=24 * 365)] = 168.0
@@ -41,6 +46,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Largest request body accepted (events, picks); larger is a 413."""
     picks_config: str | None = None
     """JSON or TOML file with frequency caps for batch picks (see service/picks.py)."""
+    metrics: bool = True
+    """Measure requests and serve ``GET /metrics`` (Prometheus); off also turns the access log
+    off. Several workers share their metrics through ``PROMETHEUS_MULTIPROC_DIR``."""
+    access_log: bool = False
+    """One log line per request: method, route template, status, duration (never the path)."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (the container's default); ``text``: for people."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

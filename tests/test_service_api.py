@@ -51,7 +51,7 @@ async def test_for_you_excludes_purchases_and_carries_sources(redis_client, prof
     assert not set(ids) & not_again
     for item in body["items"]:
         assert set(item) >= {"item_id", "score", "source"}
-    assert ids[:5] == [c for c in profiles[user].candidates if c not in not_again][:5]
+    assert ids[:5] == [c for c in profiles[user].candidate_ids() if c not in not_again][:5]
 
 
 async def test_market_filter_only_returns_items_sold_there(client, demo_bundle, profiles):

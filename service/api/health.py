@@ -2,6 +2,7 @@
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from service.schemas import Health, Readiness
 
@@ -13,7 +14,10 @@ class HealthController(Controller):
     async def health(self) -> Health:
         return Health(status="ok")
 
-    @get("/ready", summary="Readiness: bundle loaded and profile store reachable")
+    @get("/ready", summary="Readiness: bundle loaded and profile store reachable",
+         responses={503: ResponseSpec(Readiness, generate_examples=False,
+                                      description="Not ready: no bundle loaded or the profile "
+                                                  "store is unreachable; the body says which")})
     async def ready(self, state: State) -> Response[Readiness]:
         """200 when a bundle is loaded and the profile store answers, else 503 with the same
         body, so a load balancer can hold traffic back while still seeing why."""
