@@ -137,3 +137,24 @@ def test_changed_rules(demo_bundle, profiles, run):
         for market in (None, *catalog.markets):
             _same((forced_new, forced_ref), profile=None, market=market, n=10,
                   audience=homepage.UNKNOWN)
+
+
+@pytest.mark.parametrize("run", [1, 3])
+def test_one_category_flooding_the_candidates(demo_bundle, profiles, run):
+    """Many items of one category in a row: runs are cut, the flood stops the section."""
+    catalog = Catalog(demo_bundle)
+    new, ref = homepage.HomepageView(catalog), reference.HomepageView(catalog)
+    rules = msgspec.structs.replace(new.rules, max_category_run=run)
+    new.rules = ref.rules = rules
+    profile = next(p for p in profiles.values() if p.market and p.consent_sensitive is not True)
+    row = catalog.market_row(profile.market)
+    for cat in range(len(catalog.categories)):
+        same = [catalog.ids[i] for i in range(len(catalog.ids))
+                if catalog.category[i] == cat and catalog.available(row)[i]][:60]
+        other = [catalog.ids[i] for i in range(len(catalog.ids)) if catalog.category[i] != cat][:5]
+        for order in (same + other, same[:3] + other[:1] + same[3:] + other[1:]):
+            flooded = profile.with_candidates(order, [1.0 / (k + 1) for k in range(len(order))],
+                                              ["personal"] * len(order))
+            for n in (2, 5, 12):
+                _same((new, ref), profile=flooded, market=profile.market, n=n,
+                      audience=homepage.PERSONAL, sections=["for_you", "new_arrivals", "on_sale"])

@@ -1,0 +1,227 @@
+"""One page while its sections are filled in display order: the page rules and the candidate
+streams of the personal sections.
+
+A section's candidates are a list of :data:`~artifacts.homepage_view.Part` (item indices best
+first, with the answer item of each position made only for the items placed). :meth:`PageState.fill`
+walks them once, skipping what the page already shows, what the customer must not get again,
+what the market cannot sell and sensitive items the customer did not open up to, and keeps
+category runs short. Everything else - per-market lists, their answer items - was prepared
+once per bundle by :class:`~artifacts.homepage_view.HomepageView`.
+"""
+
+from __future__ import annotations
+
+from artifacts import ranking
+from artifacts.homepage_view import LIST_SOURCES, HomepageView, Part
+from artifacts.profiles import CANDIDATE_SOURCES, BatchProfile, LiveState
+from artifacts.ranking import RecommendedItem
+
+ITEM_REASON = {"personal": "matches your taste", "also_bought": "goes with what you bought",
+               "variant": "another version of something you bought",
+               "personal_live": "based on your latest purchases",
+               "popular": "popular right now", "buy_again": "you bought this before"}
+_BUY_AGAIN_CODE = CANDIDATE_SOURCES.index("buy_again")
+
+
+class Candidates:
+    """The profile's "for you" list as parallel columns, looked up once per page: item indices
+    (-1: not in this catalogue) and sources; scores on first use (only when one is shown)."""
+
+    __slots__ = ("idx", "sources", "_codes", "_profile", "_scores", "_rounded")
+
+    def __init__(self, profile: BatchProfile, version: str, index):
+        ranked = profile.ranked
+        self._profile = profile
+        self._scores: list[float] | None = None
+        if ranked is not None and version == profile.bundle_version:
+            import numpy as np  # the packed form: one conversion, no id lookups
+
+            self.idx: list[int] = np.frombuffer(ranked.idx, "<i4").tolist()
+            self._codes: bytes | None = ranked.sources
+            self.sources: list[str] | None = None
+            self._rounded = True  # packed scores come rounded to 5 digits (profiles._scores)
+        else:
+            self.idx, self._scores, self.sources = profile.candidate_columns(version, index)
+            self._codes = None
+            self._rounded = ranked is not None
+
+    def source_names(self) -> list[str]:
+        if self.sources is None:
+            self.sources = [CANDIDATE_SOURCES[c] for c in self._codes]
+        return self.sources
+
+    def has_buy_again(self) -> bool:
+        if self._codes is not None:
+            return _BUY_AGAIN_CODE in self._codes
+        return "buy_again" in self.sources
+
+    def scores(self) -> list[float]:
+        if self._scores is None:
+            self._scores = self._profile.candidate_scores()
+        return self._scores
+
+    def score(self, pos: int) -> float:
+        """The score as answers show it: rounded to 5 digits."""
+        score = self.scores()[pos]
+        return score if self._rounded else round(score, 5)
+
+
+class PageState:
+    """State of one page while its sections are filled in display order."""
+
+    def __init__(self, view: HomepageView, profile: BatchProfile | None, live: LiveState | None,
+                 market: str | None, n: int, now: float, personal: bool, shown: set[str]):
+        catalog = view.catalog
+        self.view, self.catalog, self.n, self.market = view, catalog, n, market
+        self.personal = personal
+        self.profile = profile if personal else None
+        self.live = live if personal else None
+        self.row = catalog.market_row(market)
+        self.available = catalog.available(self.row)
+        self.max_run = view.rules.max_category_run
+        index = catalog.items.index
+        #: shown on the page so far, and never to be shown: bought (unless repurchasable),
+        #: bought since training; -1 (an id this catalogue does not know) is never shown
+        self.seen: set[int] = ranking.not_again(catalog, profile)
+        if live is not None and live.purchased:
+            self.seen.update(i for i in map(index, (p.item_id for p in live.purchased))
+                             if i is not None)
+        self.seen.add(-1)
+        self.shown = shown
+        self.candidates = (Candidates(self.profile, catalog.version, index)
+                           if self.profile is not None else None)
+        self.consent = bool(profile is not None and profile.consent_sensitive is True)
+        self.engaged = self._engaged_categories(now - view.rules.session_minutes * 60)
+
+    def _engaged_categories(self, since: float) -> frozenset[int]:
+        """Sensitive categories the customer touched themselves in the current session."""
+        if self.live is None:
+            return frozenset()
+        index, cats = self.catalog.items.index, self.catalog.category
+        sensitive = self.view.sensitive
+        recent = (x for lst in (self.live.viewed, self.live.cart, self.live.purchased)
+                  for x in lst if x.ts >= since)
+        return frozenset(cats[i] for i in map(index, (x.item_id for x in recent))
+                         if i is not None and sensitive[i])
+
+    def fill(self, parts: list[Part], *, never_sensitive: bool = False) -> list[RecommendedItem]:
+        """Take items from ``parts`` (best first) that pass every page rule, keeping category
+        runs short: an item that would lengthen a run waits for the next place it fits, and is
+        dropped if none comes."""
+        cats, sensitive, engaged = self.catalog.category, self.view.sensitive, self.engaged
+        seen, available = self.seen, self.available
+        max_run, n = self.max_run, self.n
+        flood = 4 * n
+        placed: list[tuple] = []  # (make, position)
+        pending: list[tuple] = []  # (category, index, make, position) waiting for a place
+        run_cat, run_len = -1, 0
+        for idxs, make, personal in parts:
+            screen = never_sensitive or (personal and not self.consent)
+            for pos, idx in enumerate(idxs):
+                if idx in seen or not available[idx]:
+                    continue
+                if screen and sensitive[idx] and (never_sensitive or cats[idx] not in engaged):
+                    continue
+                seen.add(idx)  # reserved; released below if it never finds a place
+                cat = cats[idx]
+                if not pending and (cat != run_cat or run_len < max_run):
+                    run_len = run_len + 1 if cat == run_cat else 1
+                    run_cat = cat
+                    placed.append((make, pos))
+                    if len(placed) >= n:
+                        break
+                    continue
+                pending.append((cat, idx, make, pos))
+                moved = True
+                while moved and pending and len(placed) < n:
+                    moved = False
+                    for k, waiting in enumerate(pending):
+                        cat = waiting[0]
+                        if cat == run_cat and run_len >= max_run:
+                            continue
+                        run_len = run_len + 1 if cat == run_cat else 1
+                        run_cat = cat
+                        placed.append((waiting[2], waiting[3]))
+                        del pending[k]
+                        moved = True
+                        break
+                if len(placed) >= n or len(pending) > flood:  # full, or one category floods
+                    break
+            else:
+                continue
+            break
+        for waiting in pending:
+            seen.discard(waiting[1])
+        return [make(pos) for make, pos in placed]
+
+    # -- the candidate streams of the sections, as parts ----------------------------------------
+    def for_you(self) -> list[Part]:
+        c, ids = self.candidates, self.catalog.ids
+        idxs = c.idx
+        if "buy_again" in self.shown and c.has_buy_again():  # they have their own section
+            idxs = [-1 if s == "buy_again" else i for i, s in zip(idxs, c.source_names())]
+        sources = c.source_names()
+
+        def make(pos: int) -> RecommendedItem:
+            source = sources[pos]
+            return RecommendedItem(item_id=ids[idxs[pos]], score=c.score(pos), source=source,
+                                   reason=ITEM_REASON.get(source))
+        return [(idxs, make, True)]
+
+    def buy_again(self) -> list[Part]:
+        c, catalog, ids = self.candidates, self.catalog, self.catalog.ids
+        parts: list[Part] = []
+        if c.has_buy_again():
+            mine = [i if s == "buy_again" else -1 for i, s in zip(c.idx, c.source_names())]
+            parts.append((mine, lambda pos: RecommendedItem(
+                item_id=ids[mine[pos]], score=c.score(pos), source="buy_again",
+                reason="you bought this before"), True))
+        again = [i for i in map(catalog.items.index, self.profile.purchased)
+                 if i is not None and catalog.repurchasable(i)]
+        if again:
+            parts.append((again, lambda pos: RecommendedItem(
+                item_id=ids[again[pos]], score=0.0, source="buy_again",
+                reason="you bought this before"), True))
+        return parts
+
+    def neighbours_of(self, anchor: int, name: str) -> list[Part]:
+        catalog = self.catalog
+        neighbours, scores, codes = catalog.neighbours(anchor)
+        ids, source_of = catalog.ids, catalog.neighbour_source
+        reasons = {"also_bought": f"bought together with {name}"}
+        other = f"similar to {name}"
+
+        def make(pos: int) -> RecommendedItem:
+            source = source_of(codes[pos])
+            return RecommendedItem(item_id=ids[neighbours[pos]], score=scores[pos],
+                                   source=source, reason=reasons.get(source, other))
+        return [(neighbours, make, True)]
+
+    def recently_viewed(self) -> list[Part]:
+        index, ids = self.catalog.items.index, self.catalog.ids
+        viewed = [(idx, k) for k, idx in enumerate(map(index, (v.item_id for v in self.live.viewed)))
+                  if idx is not None]
+        return [([idx for idx, _ in viewed], lambda pos: RecommendedItem(
+            item_id=ids[viewed[pos][0]], score=round(round(1.0 / (1 + viewed[pos][1]), 5), 5),
+            source="recently_viewed", reason="you viewed this"), True)]
+
+    def trending(self) -> list[Part]:
+        return [self.view.trending_part(self.row)]
+
+    def market_list(self, key: str, reason: str | None) -> list[Part]:
+        """The customer's own candidates that are in the market's list first, then the list
+        itself; on a personal page the whole section is personalised (sensitive rule).
+        ``reason`` of every item, or ``None`` for the markdown of each."""
+        view, personal = self.view, self.profile is not None
+        parts: list[Part] = []
+        c = self.candidates
+        if c is not None:
+            members = view.market_set(key, self.row)
+            if not members.isdisjoint(c.idx):
+                ids, mine = self.catalog.ids, LIST_SOURCES[key][1]
+                idxs = [i if i in members else -1 for i in c.idx]
+                parts.append((idxs, lambda pos: RecommendedItem(
+                    item_id=ids[idxs[pos]], score=c.score(pos), source=mine,
+                    reason=reason or f"{view.markdown(idxs[pos])}% off"), True))
+        parts.append(view.list_part(key, self.row, reason, personal))
+        return parts
