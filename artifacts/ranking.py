@@ -93,8 +93,10 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     if profile is not None:
         ids = catalog.ids
         bought = set(profile.purchased)
-        for idx, score, source in zip(*profile.candidate_columns(catalog.version, index)):
-            if len(out) >= n:
+        kept: list[int] = []  # positions in the candidate list
+        kept_ids: list[str] = []
+        for position, idx in enumerate(profile.candidate_indices(catalog.version, index)):
+            if len(kept) >= n:
                 break
             if idx < 0 or idx in taken or not available[idx]:
                 continue
@@ -103,7 +105,10 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
                                       and not (repurchase and catalog.repurchasable(idx))):
                 continue
             taken.add(idx)
-            out.append(RecommendedItem(item_id=item_id, score=score, source=source))
+            kept.append(position)
+            kept_ids.append(item_id)
+        out = [RecommendedItem(item_id=item_id, score=score, source=source)
+               for item_id, score, source in zip(kept_ids, *profile.candidates_at(kept))]
         source = PERSONAL
         if len(out) < n:
             notes.append("topped up with popular items")

@@ -11,6 +11,15 @@ test on a shared 2-core machine. It is the tool for profiling work; the load tes
 
 Needs a Redis; the bundle's profiles are written under the prefix ``asgi-cost`` and deleted at
 the end.
+
+Instructions instead of seconds (repeatable whatever else the machine does): run it under
+callgrind with instrumentation off at start and ``--callgrind``, which switches it on around the
+measured runs only (one endpoint per run: the total is then that endpoint's)::
+
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/tmp/cg.out \
+        .venv/bin/python benchmarks/asgi_cost.py --callgrind --endpoints homepage \
+        --requests 2000 --repeat 1
+    callgrind_annotate /tmp/cg.out | head -30   # total Ir / 2000 = instructions per request
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -109,7 +120,7 @@ async def main_async(args: argparse.Namespace) -> None:
     push_profiles(bundle.profile_records(), args.redis_url, prefix=PREFIX, progress=False)
     try:
         service = create_app(Settings(bundle_dir=str(args.bundle), redis_url=args.redis_url,
-                                      redis_prefix=PREFIX))
+                                      redis_prefix=PREFIX, bundle_poll_s=0))
         bare = bare_app.create_app()
         await lifespan_start(service)
         await lifespan_start(bare)
@@ -118,13 +129,22 @@ async def main_async(args: argparse.Namespace) -> None:
             app = bare if endpoint == "bare" else service
             await drive(app, paths[endpoint], args.requests // 5, args.concurrency)  # warm-up
             gc.collect()
+            _instrument(args.callgrind, "on")
             runs = [await drive(app, paths[endpoint], args.requests, args.concurrency)
                     for _ in range(args.repeat)]
+            _instrument(args.callgrind, "off")
             best = min(r[0] for r in runs)
             print(f"{endpoint:>16}: {best:7.1f} us/request (runs: "
                   f"{' '.join(f'{r[0]:.1f}' for r in runs)}); statuses {runs[-1][1]}", flush=True)
     finally:
         delete_prefix_named(args.redis_url)
+
+
+def _instrument(enabled: bool, state: str) -> None:
+    """Switch callgrind's instrumentation of this process ``on`` or ``off`` (with --callgrind)."""
+    if enabled:
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 def delete_prefix_named(url: str) -> None:
@@ -149,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=12)
     p.add_argument("--known-share", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--callgrind", action="store_true",
+                   help="switch callgrind instrumentation on around the measured runs only")
     args = p.parse_args(argv)
     import uvloop
     uvloop.run(main_async(args))

@@ -23,9 +23,10 @@ from service.api.picks import PicksController
 from service.api.recommendations import RecommendationController
 from service.api.sizes import SizeController
 from service.errors import EXCEPTION_HANDLERS
-from service.metrics import AnswerResponse, instrument, metrics_endpoint, set_bundle_version
+from service.metrics import instrument, metrics_endpoint, set_bundle_version
 from service.picks import PicksConfig
 from service.reload import BundleReloader, Serving
+from service.responses import AnswerResponse
 from service.settings import Settings
 from service.store import MemoryProfileStore, ProfileStore, RedisProfileStore
 

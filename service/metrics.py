@@ -28,8 +28,8 @@ Measuring costs about 13k instructions (3-4 us of CPU) per request
 (``benchmarks/metrics_overhead.py``):
 :class:`MetricsMiddleware` is one raw ASGI layer around the app (:func:`instrument`) that adds
 each request to plain per-route numbers, moved into prometheus-client about once a second
-(:class:`_Route`); answers reach it through :class:`AnswerResponse`, which puts the answer
-object into the ASGI scope instead of anyone parsing the body.
+(:class:`_Route`); answers reach it through :class:`service.responses.AnswerResponse`, which
+puts the answer object into the ASGI scope instead of anyone parsing the body.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encode
 
 from artifacts.ranking import POPULAR, POPULAR_CATEGORY, POPULAR_MARKET
 from service.logs import ACCESS_LOGGER, CURRENT_REQUEST
+from service.responses import ANSWER_SCOPE_KEY
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Upper bounds in seconds: fine around the 5 ms page-view target, coarse beyond.
@@ -56,8 +57,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05
                    0.5, 1.0, 2.5)
 #: Sources that mean "not from what we know about this shopper or item".
 FALLBACK_SOURCES = frozenset({POPULAR, POPULAR_MARKET, POPULAR_CATEGORY, "none"})
-#: Where :class:`AnswerResponse` leaves the answer, and the middleware the status, in the scope.
-ANSWER_SCOPE_KEY = "reco.answer"
+#: Where the middleware leaves the status in the scope (the answer: ``ANSWER_SCOPE_KEY``).
 STATUS_SCOPE_KEY = "reco.status"
 #: The route label of requests that matched no route (404, 405).
 UNMATCHED = "unmatched"
@@ -95,24 +95,6 @@ def set_bundle_version(version: str) -> None:
         BUNDLE_INFO.labels(old).set(0)
     _bundle_versions.add(version)
     BUNDLE_INFO.labels(version).set(1)
-
-
-class AnswerResponse(Response):
-    """The app's response class: Litestar's, plus it hands answers that carry ``degraded`` and
-    ``source`` (recommendations, homepage, sizes) to :class:`MetricsMiddleware` via the scope."""
-
-    _carriers: dict[type, bool] = {}
-
-    def to_asgi_response(self, app, request, **kwargs):  # type: ignore[override]
-        content = self.content
-        kind = type(content)
-        carries = self._carriers.get(kind)
-        if carries is None:
-            fields = getattr(kind, "__struct_fields__", ())
-            carries = self._carriers[kind] = "degraded" in fields and "source" in fields
-        if carries:
-            request.scope[ANSWER_SCOPE_KEY] = content  # type: ignore[literal-required]
-        return super().to_asgi_response(app, request, **kwargs)
 
 
 class _Route:

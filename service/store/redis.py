@@ -100,8 +100,9 @@ class _ReadCoalescer:
     read with 32 in flight). A lone request waits one loop tick more, i.e. microseconds.
     """
 
-    def __init__(self, client: aioredis.Redis):
+    def __init__(self, client: aioredis.Redis | RedisCluster):
         self.client = client
+        self.cluster = isinstance(client, RedisCluster)
         self._pending: list[tuple[list[str], asyncio.Future]] = []
 
     async def mget(self, keys: list[str]) -> list[bytes | None]:
@@ -121,10 +122,7 @@ class _ReadCoalescer:
 
     async def _send(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for keys, _ in batch:
-                pipe.execute_command("MGET", *keys)
-            results = await pipe.execute()
+            results = await self._mget_all([keys for keys, _ in batch])
         except BaseException as exc:  # hand every waiter the failure, including cancellation
             for _, future in batch:
                 if not future.done():
@@ -134,6 +132,41 @@ class _ReadCoalescer:
         for (_, future), result in zip(batch, results):
             if not future.done():
                 future.set_result(result)
+
+    async def _mget_all(self, key_lists: list[list[str]]) -> list[list[bytes | None]]:
+        """One MGET per key list, pipelined.
+
+        On a single server the commands are packed here and written and read on one pooled
+        connection: redis-py's pipeline object (command stack, per-command packing and
+        response callbacks) cost ~70,000 instructions per page view, half of the read. A
+        cluster client routes each MGET by slot through its own pipeline.
+        """
+        if self.cluster:
+            pipe = self.client.pipeline(transaction=False)
+            for keys in key_lists:
+                pipe.execute_command("MGET", *keys)
+            return await pipe.execute()
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(b"".join(map(_pack_mget, key_lists)),
+                                                 check_health=False)
+            return [await connection.read_response() for _ in key_lists]
+        except BaseException:
+            # replies may be left unread on it: never hand this connection out again
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+
+
+def _pack_mget(keys: list[str]) -> bytes:
+    """``MGET keys...`` in the Redis protocol (RESP), keys encoded as redis-py does (UTF-8)."""
+    parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(keys) + 1)]
+    for key in keys:
+        encoded = key.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(encoded), encoded))
+    return b"".join(parts)
 
 
 def _decode(raw: bytes | None, decode: Callable[[bytes], T]) -> T | None:
