@@ -29,8 +29,6 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """After a Redis failure, skip Redis for this long (answers are marked degraded)."""
     default_market: str | None = None
     """Market for requests that name none and customers whose profile has none."""
-    default_n: Annotated[int, Meta(ge=1, le=100)] = 12
-    max_n: Annotated[int, Meta(ge=1, le=1000)] = 100
     verify_bundle: bool = True
     """Check every bundle file's checksum at load (refuses corrupt or partial bundles)."""
     bundle_poll_s: Annotated[float, Meta(ge=0, le=86_400)] = 5.0

@@ -128,3 +128,11 @@ async def test_unknown_market_is_400_before_streaming(make_client):
     async with await make_client() as c:
         r = await c.post("/v1/picks", json={"users": ["a"], "market": "ZZ"})
     assert r.status_code == 400 and "unknown market" in r.json()["detail"]
+
+
+async def test_store_unreachable_is_503_before_streaming(demo_bundle, dead_redis_url):
+    store = RedisProfileStore(dead_redis_url, timeout_s=0.1)
+    async with AsyncTestClient(create_app(Settings(), bundle=demo_bundle, store=store)) as c:
+        r = await c.post("/v1/picks", json={"users": ["a", "b"]})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "unavailable" and "retry" in r.json()["detail"]
