@@ -1,19 +1,24 @@
 """Load benchmark: the running service (real bundle, real Redis) next to a bare Litestar endpoint.
 
 For each server and worker count asked for, it starts the bare app (benchmarks/bare_app.py) and
-then the service as subprocesses on free loopback ports, drives each endpoint with wrk for a
-fixed time, one random path per request from a realistic id mix, and prints requests/s, p50 and
-p99 latency, the ratio to the bare endpoint's requests/s measured in the same run, errors, and the
-server's CPU time per request. The ratio is the figure to compare across machines.
+then the service as subprocesses on free loopback ports, never both at once, and drives every
+page-view endpoint with wrk, one random path per request from a realistic id mix (customers
+with a profile, unknown customers, anonymous sessions and visitors):
+
+- closed loop (always for bare): as many requests/s as the server manages; prints requests/s,
+  p50 and p99, the ratio to the bare endpoint's requests/s in the same run, errors, and the
+  server's CPU time per request. The ratio is the figure to compare across machines.
+- paced (``--paced 0.6``): each endpoint, bare included, driven at a fixed offered rate of
+  0.6 x bare's closed-loop requests/s, latency counted from the time each request was due (no
+  coordinated omission): the honest form of "p99 at >= 60% of bare's requests/s". The summary
+  says per endpoint whether the targets are met.
 
 Needs wrk (apt-get install wrk) and a Redis. The bundle is ``--bundle``, else the one trained
 here before (benchmarks/out/bundles/current), else a new one trained on H&M; its batch profiles
-are written to Redis under the dedicated prefix ``bench`` and deleted at the end (unless --keep).
+are written to Redis under the dedicated prefix ``bench`` and deleted at the end (unless --keep),
+also after a failure or Ctrl-C. The final figures of record, on a quiet machine:
 
-wrk is a closed loop: each connection sends its next request when the previous answer arrives,
-so at saturation the mean latency is about connections / requests-per-second (Little's law).
-
-    .venv/bin/python benchmarks/load.py --matrix --record
+    .venv/bin/python benchmarks/load.py --matrix --paced 0.5 0.6 --repeat 2 --idle-wait 30 --record
 """
 
 from __future__ import annotations
@@ -21,18 +26,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import random
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from importlib import metadata
 from itertools import product
 from pathlib import Path
 
-import numpy as np
 import redis
 
 from artifacts.bundle import Bundle
@@ -40,17 +42,39 @@ from artifacts.profiles import KeyScheme
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks.*`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.loadgen import LUA, Load, Measurement, Server, measure, probe, tail  # noqa: E402
+import benchmarks.load_report as report  # noqa: E402
+from benchmarks.load_mixes import MAX_PER_SECTION, write_mixes  # noqa: E402
+from benchmarks.load_report import commit, machine, redacted  # noqa: E402
+from benchmarks.loadgen import (  # noqa: E402
+    LUA,
+    LUA_PACED,
+    Load,
+    Measurement,
+    Server,
+    measure,
+    paced_wrk_seconds,
+    probe,
+    tail,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hm"
 OUT = ROOT / "benchmarks" / "out"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 PREFIX = "bench"
-ENDPOINTS = ("bare", "recommendations", "similar", "homepage")
+ENDPOINTS = ("bare", "recommendations", "similar", "homepage", "homepage_anonymous", "size",
+             "session_size")
 SERVICE_ENDPOINTS = ENDPOINTS[1:]
-P99_TARGET_MS = 10.0
-BARE_RATIO_TARGET = 0.5
+#: What each endpoint's probe summarises from its answers.
+PROBE_FIELDS = {"recommendations": ("source",), "similar": ("source",),
+                "homepage": ("audience",), "homepage_anonymous": ("audience", "source"),
+                "size": ("basis", "source"), "session_size": ("basis",)}
+
+_commit = commit  # benchmarks/live.py imports _commit and machine from here
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP: stop the servers, delete the keys, report what was measured."""
 
 
 @dataclass
@@ -59,8 +83,18 @@ class RunContext:
     bundle: Bundle
     paths: dict[str, Path]
     load: Load
+    total_runs: int
+    mix_notes: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     probes: dict[str, str] = field(default_factory=dict)
     results: list[Measurement] = field(default_factory=list)
+    done_runs: int = 0
+
+    def bare_rps(self, server: str, workers: int) -> float | None:
+        """Bare's closed-loop requests/s on this server and worker count (paced runs follow
+        it)."""
+        return next((r.rps for r in self.results if r.endpoint == "bare" and not r.paced
+                     and (r.server, r.workers) == (server, workers)), None)
 
 
 def log(message: str) -> None:
@@ -72,7 +106,7 @@ def _run_python(args: list[str], log_name: str) -> None:
     log_path = OUT / "logs" / log_name
     log(f"$ {shlex.join(['python', *args])}  (log: {log_path.relative_to(ROOT)})")
     with log_path.open("w") as fh:
-        done = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=fh,
+        done = subprocess.run([sys.executable, *args], check=False, cwd=ROOT, stdout=fh,
                               stderr=subprocess.STDOUT)
     if done.returncode != 0:
         sys.exit(f"failed ({done.returncode}): see {log_path}\n{tail(log_path)}")
@@ -95,13 +129,15 @@ def prepare_bundle(args: argparse.Namespace) -> tuple[Path, bool]:
     return root / "current", True
 
 
-def delete_prefix(url: str) -> int:
-    """SCAN + DEL every key under the benchmark's prefix; returns how many were deleted."""
+def delete_prefix(url: str, prefix: str | None = None) -> int:
+    """SCAN + DEL every key under ``prefix`` (default: this benchmark's, :data:`PREFIX`);
+    returns how many were deleted."""
+    pattern = KeyScheme(PREFIX if prefix is None else prefix).all_pattern()
     client = redis.Redis.from_url(url)
     deleted = 0
     try:
         batch: list[bytes] = []
-        for key in client.scan_iter(match=KeyScheme(PREFIX).all_pattern(), count=1000):
+        for key in client.scan_iter(match=pattern, count=1000):
             batch.append(key)
             if len(batch) >= 1000:
                 deleted += client.delete(*batch)
@@ -111,54 +147,6 @@ def delete_prefix(url: str) -> int:
     finally:
         client.close()
     return deleted
-
-
-# -- id mixes ----------------------------------------------------------------------------------
-def write_mixes(bundle: Bundle, args: argparse.Namespace) -> dict[str, Path]:
-    """One path per line per endpoint, as the Lua script reads them.
-
-    recommendations: ``--known-share`` customers with a batch profile, the rest random ids of the
-    same shape that no profile has; similar: items with neighbours or ALS factors (sold in the
-    training window), uniformly, so the mmap'd neighbour rows are hit all over; homepage:
-    the recommendations customer ids.
-    """
-    rng = random.Random(args.seed)
-    users = [record.user_id for record in bundle.profile_records()]
-    if not users:
-        sys.exit(f"bundle {bundle.version} has no profiles: nothing to personalise")
-    known = set(users)
-    n_known = round(args.paths * args.known_share)
-    user_ids = rng.choices(users, k=n_known)
-    width = max(len(u) for u in users)
-    while len(user_ids) < args.paths:
-        candidate = f"{rng.getrandbits(4 * width):0{width}x}"
-        if candidate not in known:
-            user_ids.append(candidate)
-    rng.shuffle(user_ids)
-    has_neighbours = np.asarray(bundle["neighbours_idx"][:, 0]) >= 0
-    seen = np.asarray(bundle["item_factors"]).any(axis=1)
-    items = np.flatnonzero(has_neighbours | seen)
-    if items.size == 0:
-        sys.exit(f"bundle {bundle.version} has no item with neighbours or sales")
-    ids = bundle.items.ids
-    item_ids = [ids[i] for i in rng.choices(items.tolist(), k=args.paths)]
-    query = f"?n={args.n}"
-    lines = {
-        "bare": ["/bare"],
-        "recommendations": [f"/v1/users/{u}/recommendations{query}" for u in user_ids],
-        "similar": [f"/v1/items/{i}/similar{query}" for i in item_ids],
-        "homepage": [f"/v1/users/{u}/homepage{query}" for u in user_ids],  # n per section
-    }
-    folder = OUT / "mix"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, rows in lines.items():
-        paths[name] = folder / f"{name}.txt"
-        paths[name].write_text("\n".join(rows) + "\n")
-    log(f"id mix: {len(users):,} customers with a profile, {n_known:,} known + "
-        f"{args.paths - n_known:,} unknown customer paths; {items.size:,} of {len(ids):,} items "
-        f"with neighbours or sales")
-    return paths
 
 
 # -- runs --------------------------------------------------------------------------------------
@@ -178,161 +166,135 @@ def start(kind: str, server: str, workers: int, ctx: RunContext) -> Server:
     return started
 
 
-def bench_setup(ctx: RunContext, server_name: str, workers: int) -> None:
-    """Bare app first, then the service, never both at once: they would share the cores.
-    Of ``--repeat`` runs per endpoint the one with the most requests/s is kept (noise on a
-    shared machine only ever slows a run down); all are listed."""
-    wanted = ctx.args.endpoints
+def plan(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
+    """The runs on one server and worker count, in order: (server kind, endpoint, paced
+    fraction of bare's requests/s or None for closed loop). Bare runs first, closed loop
+    before paced: the paced rates follow bare's closed-loop figure."""
+    runs: list[tuple[str, str, float | None]] = []
     for kind, endpoints in (("bare", ["bare"]), ("service", list(SERVICE_ENDPOINTS))):
-        endpoints = [e for e in endpoints if e in wanted]
-        if not endpoints:
+        endpoints = [e for e in endpoints if e in args.endpoints]
+        for endpoint in endpoints:
+            if kind == "bare" or not args.paced_only:
+                runs.append((kind, endpoint, None))
+            runs += [(kind, endpoint, fraction) for fraction in args.paced]
+    return runs
+
+
+def setups(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(server, workers) to run, in order (``_normalise`` builds the list)."""
+    return args.setups
+
+
+def estimate_s(args: argparse.Namespace) -> float:
+    """Rough wall time of the whole run: the timed runs (a paced one also waits for wrk's
+    threads and for the last answers), plus start-ups, probes and the profile push."""
+    total = 40.0  # profiles to Redis, mixes
+    for _kind, _endpoint, fraction in plan(args):
+        if fraction is None:
+            seconds = args.warmup + args.duration
+        else:
+            seconds = paced_wrk_seconds(args.duration, args.paced_connections) + (
+                paced_wrk_seconds(args.warmup, args.paced_connections) if args.warmup else 0)
+        total += len(setups(args)) * args.repeat * (seconds + (1 if args.idle_wait else 0))
+    start_ups = 5 + 15 + len(SERVICE_ENDPOINTS) * args.probes / 300  # bare, service, probes
+    return total + len(setups(args)) * start_ups
+
+
+def _run(ctx: RunContext, server: Server, endpoint: str, server_name: str, workers: int,
+         fraction: float | None) -> None:
+    """``--repeat`` runs of one endpoint; keeps the best (noise on a shared machine only ever
+    slows a run down): closed loop the most requests/s, paced the lowest p99. Lists all."""
+    rate = None
+    if fraction is not None:
+        base = ctx.bare_rps(server_name, workers)
+        if base is None:
+            log(f"{endpoint} paced at {fraction:g} x bare skipped: no bare figure")
+            ctx.done_runs += ctx.args.repeat
+            return
+        rate = fraction * base
+        interval_ms = ctx.load.paced_connections / rate * 1000
+        if interval_ms < 5:
+            log(f"warning: {rate:,.0f} req/s on {ctx.load.paced_connections} connections is a "
+                f"request every {interval_ms:.1f} ms per connection, close to wrk's 1 ms timer "
+                f"step: raise --paced-connections")
+    runs = []
+    mode = "closed loop" if rate is None else f"paced {fraction:g} x bare = {rate:,.0f} req/s"
+    for run in range(ctx.args.repeat):
+        ctx.done_runs += 1
+        log(f"[{ctx.done_runs}/{ctx.total_runs}] {endpoint} on {server_name} x{workers}, {mode}"
+            + (f", run {run + 1} of {ctx.args.repeat}" if ctx.args.repeat > 1 else ""))
+        tag = f"{endpoint}-{server_name}-{workers}-{'closed' if rate is None else fraction}-{run}"
+        m = measure(ctx.load, server, ctx.paths[endpoint], endpoint=endpoint,
+                    server_name=server_name, workers=workers, log=log, tag=tag, rate=rate)
+        log(f"{endpoint:>18} {server_name} x{workers}: {m.rps:8,.0f} req/s  p50 "
+            f"{m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms  errors {m.errors}  "
+            f"others took {m.other_cpu_share:.0%} of a core")
+        runs.append(m)
+    if rate is None:
+        best = max(runs, key=lambda m: m.rps)
+    else:
+        best = min(runs, key=lambda m: m.p99_ms)
+        best.runs_p99 = sorted(m.p99_ms for m in runs)
+    best.runs_rps = sorted(m.rps for m in runs)
+    ctx.results.append(best)
+
+
+def bench_setup(ctx: RunContext, server_name: str, workers: int) -> None:
+    """Every planned run on one server and worker count: the bare app first, then the service,
+    never both at once (they would share the cores); each server stopped whatever happens."""
+    runs = plan(ctx.args)
+    for kind in ("bare", "service"):
+        mine = [(endpoint, fraction) for k, endpoint, fraction in runs if k == kind]
+        if not mine:
             continue
-        server = start(kind, server_name, workers, ctx)
-        try:
+        with start(kind, server_name, workers, ctx) as server:
             server.wait_ready(ctx.args.ready_timeout)
-            for endpoint in endpoints:
-                if kind == "service" and endpoint not in ctx.probes:
+            for endpoint, fraction in mine:
+                if kind == "service" and endpoint not in ctx.probes and ctx.args.probes:
                     ctx.probes[endpoint] = probe(server.port, ctx.paths[endpoint],
-                                                 ctx.args.probes)
-                    log(f"{endpoint}: {ctx.probes[endpoint]}")
-                runs = []
-                for run in range(ctx.args.repeat):
-                    m = measure(ctx.load, server, ctx.paths[endpoint], endpoint=endpoint,
-                                server_name=server_name, workers=workers, log=log,
-                                tag=f"{endpoint}-{server_name}-{workers}-{run}")
-                    log(f"{endpoint:>15} {server_name} x{workers}: {m.rps:8.0f} req/s  p50 "
-                        f"{m.p50_ms:.2f} ms  p99 {m.p99_ms:.2f} ms  errors {m.errors}  "
-                        f"others took {m.other_cpu_share:.0%} of a core")
-                    runs.append(m)
-                best = max(runs, key=lambda m: m.rps)
-                best.runs_rps = sorted(m.rps for m in runs)
-                ctx.results.append(best)
-        finally:
-            server.stop()
+                                                 ctx.args.probes, PROBE_FIELDS[endpoint])
+                    log(f"probe {endpoint}: {ctx.probes[endpoint]}")
+                _run(ctx, server, endpoint, server_name, workers, fraction)
 
 
-# -- report ------------------------------------------------------------------------------------
-HEADER = ("endpoint", "server", "workers", "req/s", "p50 ms", "p99 ms", "x bare", "errors",
-          "server CPU us/req", "wrk CPU", "Redis CPU", "other CPU", "req/s of runs")
-
-
-def table_rows(results: list[Measurement]) -> list[tuple[str, ...]]:
-    bare = {(r.server, r.workers): r.rps for r in results if r.endpoint == "bare"}
-    rows = []
-    for r in results:
-        base = bare.get((r.server, r.workers))
-        rows.append((r.endpoint, r.server, str(r.workers), f"{r.rps:,.0f}", f"{r.p50_ms:.2f}",
-                     f"{r.p99_ms:.2f}", f"{r.rps / base:.2f}" if base else "-", r.errors,
-                     f"{r.server_cpu_us:,.0f}", f"{r.wrk_cpu_share:.0%}",
-                     f"{r.redis_cpu_share:.0%}", f"{r.other_cpu_share:.0%}",
-                     " ".join(f"{v:.0f}" for v in r.runs_rps) if len(r.runs_rps) > 1 else "-"))
-    return rows
-
-
-def markdown_table(results: list[Measurement]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |",
-             "|" + "|".join(" --- " if i < 3 else " ---: " for i in range(len(HEADER))) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
-    return "\n".join(lines)
-
-
-def text_table(results: list[Measurement]) -> str:
-    rows = [HEADER, *table_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = []
-    for row in rows:
-        cells = enumerate(zip(row, widths, strict=True))
-        lines.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in cells))
-    return "\n".join(lines)
-
-
-def target_lines(results: list[Measurement]) -> list[str]:
-    bare = {(r.server, r.workers): r.rps for r in results if r.endpoint == "bare"}
-    lines = []
-    for r in results:
-        if r.endpoint != "recommendations":
-            continue
-        base = bare.get((r.server, r.workers))
-        ratio = f"{r.rps / base:.2f} x bare" if base else "no bare figure"
-        ok = r.p99_ms < P99_TARGET_MS and (base is None or r.rps >= BARE_RATIO_TARGET * base)
-        lines.append(f"recommendations on {r.server} x{r.workers}: p99 {r.p99_ms:.2f} ms "
-                     f"(target < {P99_TARGET_MS:g}), {ratio} (target >= {BARE_RATIO_TARGET:g}): "
-                     f"{'met' if ok else 'NOT met'}")
-    return lines
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
-    versions = ", ".join(f"{name} {_version(name)}"
-                         for name in ("litestar", "granian", "uvicorn", "redis", "msgspec"))
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
-    return (f"{os.cpu_count()} cores ({cpu}), {mem_kb / 2**20:.1f} GiB RAM, "
-            f"Linux {platform.release()}, Python {platform.python_version()}, {versions}, "
-            f"wrk {wrk[1] if len(wrk) > 1 else '?'}")
-
-
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
+# -- record ------------------------------------------------------------------------------------
 def record(ctx: RunContext, started: dt.datetime) -> None:
     args, manifest = ctx.args, ctx.bundle.manifest
     counts = ", ".join(f"{v:,} {k}" for k, v in manifest.counts.items())
     command = shlex.join([".venv/bin/python", "benchmarks/load.py", *sys.argv[1:]])
+    paced = (f"; paced: {', '.join(f'{f:g}' for f in args.paced)} x bare's closed-loop req/s on "
+             f"the same server and workers, {args.paced_connections} connections with one wrk "
+             f"thread each on a fixed staggered schedule (benchmarks/loadgen.py LUA_PACED), "
+             f"latency from the time each request was due less the generator's own lateness "
+             f"(column 'late p99'), best of {args.repeat} by p99" if args.paced else "")
+    results = ctx.results
     section = [
         f"## Load: {started:%Y-%m-%d %H:%M} UTC", "",
         f"- command: `{command}`",
         f"- machine: {machine()}",
         f"- bundle: {manifest.version} ({manifest.dataset}: {counts})",
-        f"- Redis: {_redacted(args.redis_url)}, prefix `{PREFIX}`",
-        f"- code: {_commit()}",
-        f"- load: wrk, {args.connections} connections, {args.threads} thread(s) on the same "
-        f"cores as the server, {args.warmup:g} s warm-up + {args.duration:g} s per endpoint, "
-        f"best of {args.repeat} by req/s; "
-        f"n={args.n}; recommendations {args.known_share:.0%} known customers, rest unknown ids; "
-        f"similar: items with neighbours or sales, uniform; homepage: the recommendations "
-        f"customer mix, n items per section",
+        f"- Redis: {redacted(args.redis_url)}, prefix `{PREFIX}`",
+        f"- code: {commit()}",
+        (f"- load: wrk on the same cores as the server; closed loop: {args.connections} "
+         f"connections, {args.threads} thread(s), best of {args.repeat} by req/s{paced}; "
+         f"{args.warmup:g} s warm-up + {args.duration:g} s per run"),
+        *[f"- mix {', '.join(endpoints)}: {note}" for endpoints, note in ctx.mix_notes
+          if set(endpoints) & set(args.endpoints)],
         *[f"- probe {endpoint}: {text}" for endpoint, text in ctx.probes.items()],
-        "", markdown_table(ctx.results), "",
-        *[f"- {line}" for line in target_lines(ctx.results)], "", ""]
+        *[f"- FAILED: {failure}" for failure in ctx.failures], ""]
+    closed, paced = report.closed_rows(results), report.paced_rows(results)
+    if closed:
+        section += ["Closed loop:", "", report.markdown_table(report.CLOSED_HEADER, closed), ""]
+    if paced:
+        section += ["Paced:", "", report.markdown_table(report.PACED_HEADER, paced), ""]
+    verdicts = report.target_lines(results) + report.choice_lines(results)
+    section += [*[f"- {line}" for line in verdicts], "", ""]
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nWritten by the scripts in benchmarks/; newest "
                            "last. Each section names the command that produced it.\n\n")
     with RESULTS.open("a") as fh:
         fh.write("\n".join(section))
-    log(f"recorded in {RESULTS.relative_to(ROOT)}")
-
-
-def _commit() -> str:
-    """The checked-out commit, read from .git (best effort; uncommitted edits not shown)."""
-    git = ROOT / ".git"
-    try:
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head[:12]
-        ref = head[5:]
-        if (git / ref).exists():
-            return f"{(git / ref).read_text().strip()[:12]} ({ref.rsplit('/', 1)[-1]})"
-        for line in (git / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + ref):
-                return f"{line[:12]} ({ref.rsplit('/', 1)[-1]})"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _redacted(url: str) -> str:
-    head, sep, tail = url.rpartition("@")
-    return f"{url.split('://')[0]}://***@{tail}" if sep else url
+    log(f"recorded in {RESULTS}")
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -360,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Redis holding the profiles under prefix 'bench' "
                         "(default: redis://127.0.0.1:6379/0)")
     g.add_argument("--keep", action="store_true",
-                   help="leave the 'bench:*' keys in Redis at the end (default: delete them)")
+                   help="leave the 'bench:*' keys in Redis at the end (default: delete them, "
+                        "also after a failure or Ctrl-C)")
     g = p.add_argument_group("what to run")
     g.add_argument("--server", nargs="+", choices=("granian", "uvicorn"), default=["granian"],
                    help="ASGI server(s), each run with every --workers count (default: granian)")
@@ -368,36 +331,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker process count(s) of both the service and the bare app "
                         "(default: 1)")
     g.add_argument("--matrix", action="store_true",
-                   help="shorthand for --server granian uvicorn --workers 1 2")
-    g.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS),
-                   help="endpoints to load (default: all; 'x bare' needs bare)")
+                   help="the setups to choose from: granian with 1 and 2 workers and uvicorn "
+                        "with 1 (the service refuses uvicorn with several workers: delayed "
+                        "ACKs); overrides --server and --workers")
+    g.add_argument("--endpoints", nargs="+", choices=("all", *ENDPOINTS), default=["all"],
+                   metavar="ENDPOINT",
+                   help=f"endpoints to load: all (the default) or some of {', '.join(ENDPOINTS)}. "
+                        "bare is always run when --paced is given (its req/s sets the pace); "
+                        "'x bare' needs it")
+    g.add_argument("--paced", nargs="+", type=_bounded(float, 0.01, 2.0), default=[],
+                   metavar="F",
+                   help="after the closed-loop runs, drive every endpoint (bare included) at "
+                        "F x bare's closed-loop req/s on the same server and workers, for each "
+                        "F given, with latency from the time each request was due; the targets "
+                        "are checked on these runs (e.g. --paced 0.5 0.6; default: none)")
+    g.add_argument("--paced-only", action="store_true",
+                   help="with --paced: skip the service's closed-loop runs (bare's still runs: "
+                        "it sets the pace)")
     g = p.add_argument_group("load (wrk, loopback only)")
     g.add_argument("--duration", type=_bounded(int, 1, 300), default=15,
-                   help="seconds of measured load per endpoint (default: 15, at most 300)")
+                   help="seconds of measured load per run (default: 15, at most 300)")
     g.add_argument("--warmup", type=_bounded(int, 0, 60), default=3,
-                   help="seconds of unmeasured load before each measurement: fills Redis "
-                        "connection pools and the page cache (default: 3)")
+                   help="seconds of unmeasured load before each measurement, at the same rate: "
+                        "fills Redis connection pools and the page cache (default: 3)")
     g.add_argument("--connections", type=_bounded(int, 1, 1024), default=32,
-                   help="open connections, each one request at a time (default: 32)")
+                   help="closed loop: open connections, each one request at a time "
+                        "(default: 32)")
     g.add_argument("--threads", type=int, choices=(1, 2), default=1,
-                   help="wrk threads (default: 1). wrk runs on the same 2 cores as the server: "
-                        "one thread takes up to one core; 2 threads take CPU from a 2-worker "
-                        "server and lower its figures")
+                   help="closed loop: wrk threads (default: 1). wrk runs on the same 2 cores as "
+                        "the server: one thread takes up to one core; 2 threads take CPU from "
+                        "a 2-worker server and lower its figures")
+    g.add_argument("--paced-connections", type=_bounded(int, 4, 512), default=64,
+                   help="paced: connections, one wrk thread each, each on its own schedule; "
+                        "enough that an answer rarely holds back the next request "
+                        "(default: 64)")
     g.add_argument("--repeat", type=_bounded(int, 1, 10), default=1,
-                   help="measured runs per endpoint; the one with the most req/s is reported, "
-                        "all are listed (default: 1)")
+                   help="measured runs per endpoint and load; the one with the most req/s "
+                        "(closed loop) or the lowest p99 (paced) is reported, all are listed "
+                        "(default: 1)")
     g.add_argument("--n", type=_bounded(int, 1, 100), default=12,
-                   help="items per answer, the n= query parameter (default: 12)")
+                   help="items per answer, the n= query parameter; per section on the "
+                        f"homepages, at most {MAX_PER_SECTION} (default: 12)")
     g.add_argument("--paths", type=_bounded(int, 100, 1_000_000), default=20_000,
                    help="paths per endpoint in the random mix (default: 20000)")
     g.add_argument("--known-share", type=_bounded(float, 0, 1), default=0.8,
-                   help="share of recommendation paths for customers with a profile; the rest "
-                        "are unknown ids (default: 0.8)")
+                   help="share of customer paths (recommendations, homepage, size) for "
+                        "customers with a profile; the rest are unknown ids (default: 0.8)")
     g.add_argument("--seed", type=int, default=7, help="seed of the mixes and of wrk's picks "
                    "(default: 7)")
     g.add_argument("--probes", type=_bounded(int, 0, 10_000), default=200,
                    help="requests per service endpoint fetched once before the load, to "
-                        "report statuses and answer sources (default: 200)")
+                        "report statuses and answer sources (default: 200; 0: none)")
     g.add_argument("--idle-wait", type=_bounded(float, 0, 600), default=0.0,
                    help="before each measurement wait up to this many seconds for other "
                         "processes to leave the cores idle (a shared machine); 0: do not wait "
@@ -405,28 +389,69 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ready-timeout", type=float, default=120.0,
                    help="seconds to wait for a server's /ready (default: 120)")
     p.add_argument("--record", action="store_true",
-                   help="append a dated section with command, machine, bundle and table to "
-                        "benchmarks/RESULTS.md")
+                   help="append a dated section with command, machine, versions, bundle, mixes, "
+                        "tables and verdicts to benchmarks/RESULTS.md (not after Ctrl-C; a setup "
+                        "that failed is listed as such)")
     return p
+
+
+def _signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP raise :class:`Interrupted` once (the ``finally`` blocks then
+    stop the servers and delete the keys); repeats while that runs are only acknowledged."""
+    caught = []
+
+    def handler(signum: int, frame) -> None:
+        caught.append(signum)
+        if len(caught) == 1:
+            raise Interrupted(signal.Signals(signum).name)
+        log("cleaning up (stopping servers, deleting Redis keys): a moment")
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def _normalise(args: argparse.Namespace) -> None:
+    if args.matrix:
+        args.server, args.workers = ["granian", "uvicorn"], [1, 2]
+    args.setups = []
+    for server, workers in product(dict.fromkeys(args.server), sorted(set(args.workers))):
+        if server == "uvicorn" and workers > 1:
+            log(f"uvicorn x{workers} left out: the service refuses uvicorn with several "
+                f"workers (their small answers wait ~40 ms for delayed ACKs)")
+        else:
+            args.setups.append((server, workers))
+    if "all" in args.endpoints:
+        args.endpoints = list(ENDPOINTS)
+    if args.paced and "bare" not in args.endpoints:
+        log("--paced: running bare too (its closed-loop req/s sets the pace)")
+        args.endpoints = ["bare", *args.endpoints]
+    args.paced = sorted(set(args.paced))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.matrix:
-        args.server, args.workers = ["granian", "uvicorn"], [1, 2]
+    _normalise(args)
     if args.connections < args.threads:
         sys.exit("--connections must be at least --threads")
+    if args.paced_only and not args.paced:
+        sys.exit("--paced-only needs --paced F")
     if shutil.which("wrk") is None:
         print("error: wrk not found; install it: apt-get install wrk", file=sys.stderr)
         return 2
     try:
         redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        print(f"error: Redis at {_redacted(args.redis_url)}: {exc}", file=sys.stderr)
+        print(f"error: Redis at {redacted(args.redis_url)}: {exc}", file=sys.stderr)
         return 3
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
-    failed = False
+    _signals()
+    runs = len(setups(args)) * len(plan(args)) * args.repeat
+    log(f"{runs} measured runs on {len(setups(args))} setup(s), about "
+        f"{estimate_s(args) / 60:.0f} min (Ctrl-C stops the servers, deletes the keys and "
+        f"reports what was measured)")
+    ctx: RunContext | None = None
+    failed = interrupted = False
     try:
         bundle_path, pushed = prepare_bundle(args)
         bundle = Bundle.open(bundle_path)
@@ -436,30 +461,55 @@ def main(argv: list[str] | None = None) -> int:
             _run_python(["-m", "training", "push-profiles", "--bundle", str(bundle.path),
                          "--redis-url", args.redis_url, "--redis-prefix", PREFIX, "--quiet"],
                         "push-profiles.log")
-        paths = write_mixes(bundle, args)
-        lua = OUT / "mix" / "random_path.lua"
+        paths, notes = write_mixes(bundle, OUT / "mix", count=args.paths,
+                                   known_share=args.known_share, n=args.n, seed=args.seed)
+        for endpoints, note in notes:
+            log(f"id mix {', '.join(endpoints)}: {note}")
+        lua, paced_lua = OUT / "mix" / "random_path.lua", OUT / "mix" / "paced_path.lua"
         lua.write_text(LUA)
+        paced_lua.write_text(LUA_PACED)
         load = Load(lua=lua, log_dir=OUT / "logs", connections=args.connections,
                     threads=args.threads, duration_s=args.duration, warmup_s=args.warmup,
-                    seed=args.seed, idle_wait_s=args.idle_wait)
-        ctx = RunContext(args=args, bundle=bundle, paths=paths, load=load)
-        for server, workers in product(args.server, args.workers):
+                    seed=args.seed, idle_wait_s=args.idle_wait, paced_lua=paced_lua,
+                    paced_connections=args.paced_connections)
+        ctx = RunContext(args=args, bundle=bundle, paths=paths, load=load, total_runs=runs,
+                         mix_notes=notes)
+        for server, workers in setups(args):
             try:
                 bench_setup(ctx, server, workers)
             except RuntimeError as exc:
                 log(f"{server} x{workers} failed: {exc}")
+                ctx.failures.append(f"{server} x{workers}: {str(exc).splitlines()[0]}")
                 failed = True
+    except Interrupted as exc:
+        log(f"interrupted ({exc}): servers stopped")
+        interrupted = True
     finally:
+        try:
+            _clean_redis(args)
+        except Interrupted:  # the first signal came during the clean-up: finish it
+            interrupted = True
+            _clean_redis(args)
+    log(f"took {(dt.datetime.now(dt.UTC) - started).total_seconds() / 60:.1f} min")
+    if ctx is not None and ctx.results:
+        print(report.summary(ctx.results))
+        for failure in ctx.failures:
+            print(f"FAILED: {failure}")
+        if args.record and not interrupted:
+            record(ctx, started)
+        elif args.record:
+            log("not recorded: the run was interrupted")
+    return 130 if interrupted else 1 if failed else 0
+
+
+def _clean_redis(args: argparse.Namespace) -> None:
+    try:
         if args.keep:
             log(f"kept the '{PREFIX}:*' keys in Redis (--keep)")
         else:
             log(f"deleted {delete_prefix(args.redis_url):,} '{PREFIX}:*' keys from Redis")
-    print(text_table(ctx.results))
-    for line in target_lines(ctx.results):
-        print(line)
-    if args.record and ctx.results:
-        record(ctx, started)
-    return 1 if failed else 0
+    except redis.RedisError as exc:
+        log(f"could not delete the '{PREFIX}:*' keys: {exc}")
 
 
 if __name__ == "__main__":
