@@ -137,7 +137,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"{endpoint:>16}: {best:7.1f} us/request (runs: "
                   f"{' '.join(f'{r[0]:.1f}' for r in runs)}); statuses {runs[-1][1]}", flush=True)
     finally:
-        delete_prefix_named(args.redis_url)
+        delete_prefix(args.redis_url, prefix=PREFIX)
 
 
 def _instrument(enabled: bool, state: str) -> None:
@@ -145,15 +145,6 @@ def _instrument(enabled: bool, state: str) -> None:
     if enabled:
         subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True,
                        stdout=subprocess.DEVNULL)
-
-
-def delete_prefix_named(url: str) -> None:
-    import benchmarks.load as load
-    saved, load.PREFIX = load.PREFIX, PREFIX
-    try:
-        delete_prefix(url)
-    finally:
-        load.PREFIX = saved
 
 
 def main(argv: list[str] | None = None) -> int:
