@@ -225,7 +225,7 @@ def _back_in_size(b: PageState):
     mine_pos = [k for k, i in enumerate(c.idx) if i >= 0]
     parts: list[Part] = []
     for source, idxs, score_of in (
-            ("size_for_you", mine_idx, lambda k: c.score(mine_pos[k])),
+            ("size_for_you", mine_idx, lambda k: c.shown(c.scores[mine_pos[k]])),
             ("size_market", [i for i, _ in market], lambda k: round(market[k][1], 5))):
         labels = _size_labels(sizes, usual, idxs)
 

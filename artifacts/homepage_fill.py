@@ -11,7 +11,15 @@ once per bundle by :class:`~artifacts.homepage_view.HomepageView`.
 
 from __future__ import annotations
 
+import sys
+from array import array
+from collections.abc import Sequence
+from math import copysign
+
+import numpy as np
+
 from artifacts import ranking
+from artifacts.catalog import NEIGHBOUR_SOURCE_NAMES
 from artifacts.homepage_view import LIST_SOURCES, HomepageView, Part
 from artifacts.profiles import CANDIDATE_SOURCES, BatchProfile, LiveState
 from artifacts.ranking import RecommendedItem
@@ -20,50 +28,79 @@ ITEM_REASON = {"personal": "matches your taste", "also_bought": "goes with what 
                "variant": "another version of something you bought",
                "personal_live": "based on your latest purchases",
                "popular": "popular right now", "buy_again": "you bought this before"}
-_BUY_AGAIN_CODE = CANDIDATE_SOURCES.index("buy_again")
+_ALSO_BOUGHT = NEIGHBOUR_SOURCE_NAMES.index("also_bought")
+
+
+def round5(x: float) -> float:
+    """``numpy.round(x, 5)`` of one float, without numpy's per-call cost: what answers show
+    for scores stored as float32 (the trainer's packed candidates, neighbour lists). numpy
+    multiplies by 10**5, rounds half to even and divides again; so does this, signed zeros,
+    infinities and NaN included."""
+    y = x * 100000.0
+    if y - y != 0.0:  # inf or nan
+        return y / 100000.0
+    k = round(y)
+    return k / 100000.0 if k else copysign(0.0, y)
+
+
+def _round_plain(score: float) -> float:
+    return round(score, 5)
+
+
+#: the packed columns are read with the stdlib (cheaper than numpy for 100 values) where the
+#: platform's C types match their little-endian int32 / float32
+_NATIVE = sys.byteorder == "little" and array("i").itemsize == 4 and array("f").itemsize == 4
 
 
 class Candidates:
     """The profile's "for you" list as parallel columns, looked up once per page: item indices
-    (-1: not in this catalogue) and sources; scores on first use (only when one is shown)."""
+    (-1: not in this catalogue), and per position a key into ``names`` (its source) and a
+    score that ``shown`` rounds as answers show it (only for the items placed)."""
 
-    __slots__ = ("idx", "sources", "_codes", "_profile", "_scores", "_rounded")
+    __slots__ = ("idx", "scores", "shown", "keys", "names", "_array")
 
     def __init__(self, profile: BatchProfile, version: str, index):
         ranked = profile.ranked
-        self._profile = profile
-        self._scores: list[float] | None = None
+        self._array: np.ndarray | None = None
         if ranked is not None and version == profile.bundle_version:
-            import numpy as np  # the packed form: one conversion, no id lookups
-
-            self.idx: list[int] = np.frombuffer(ranked.idx, "<i4").tolist()
-            self._codes: bytes | None = ranked.sources
-            self.sources: list[str] | None = None
-            self._rounded = True  # packed scores come rounded to 5 digits (profiles._scores)
+            # the packed form: no id lookups; float32 scores shown as
+            # BatchProfile.candidate_scores rounds them (numpy, 5 digits)
+            if _NATIVE:  # read in place: a page reads only the first few dozen
+                self.idx: Sequence[int] = array("i", ranked.idx)
+                self.scores = array("f", ranked.scores)
+            else:
+                self.idx = np.frombuffer(ranked.idx, "<i4").tolist()
+                self.scores = np.frombuffer(ranked.scores, "<f4").tolist()
+            self.shown = round5
+            self.keys: bytes | list[int] = ranked.sources
+            self.names: tuple[str, ...] = CANDIDATE_SOURCES
         else:
-            self.idx, self._scores, self.sources = profile.candidate_columns(version, index)
-            self._codes = None
-            self._rounded = ranked is not None
+            self.idx, self.scores, sources = profile.candidate_columns(version, index)
+            self.shown = _round_plain
+            self.names = tuple(dict.fromkeys(sources))
+            where = {name: k for k, name in enumerate(self.names)}
+            self.keys = [where[name] for name in sources]
 
-    def source_names(self) -> list[str]:
-        if self.sources is None:
-            self.sources = [CANDIDATE_SOURCES[c] for c in self._codes]
-        return self.sources
+    def buy_again(self) -> list[int]:
+        """Positions of the ``buy_again`` candidates."""
+        if "buy_again" not in self.names:
+            return []
+        code = self.names.index("buy_again")
+        keys = self.keys
+        if isinstance(keys, list):
+            return [k for k, c in enumerate(keys) if c == code]
+        found, k = [], keys.find(code)
+        while k >= 0:
+            found.append(k)
+            k = keys.find(code, k + 1)
+        return found
 
-    def has_buy_again(self) -> bool:
-        if self._codes is not None:
-            return _BUY_AGAIN_CODE in self._codes
-        return "buy_again" in self.sources
-
-    def scores(self) -> list[float]:
-        if self._scores is None:
-            self._scores = self._profile.candidate_scores()
-        return self._scores
-
-    def score(self, pos: int) -> float:
-        """The score as answers show it: rounded to 5 digits."""
-        score = self.scores()[pos]
-        return score if self._rounded else round(score, 5)
+    def among(self, mask: np.ndarray) -> list[int]:
+        """Positions of the candidates in ``mask`` (one flag per item, and a last one, false,
+        that -1 reads), best first."""
+        if self._array is None:
+            self._array = np.asarray(self.idx)  # an array("i"): read in place
+        return np.flatnonzero(mask[self._array]).tolist()
 
 
 class PageState:
@@ -157,24 +194,28 @@ class PageState:
     # -- the candidate streams of the sections, as parts ----------------------------------------
     def for_you(self) -> list[Part]:
         c, ids = self.candidates, self.catalog.ids
-        idxs = c.idx
-        if "buy_again" in self.shown and c.has_buy_again():  # they have their own section
-            idxs = [-1 if s == "buy_again" else i for i, s in zip(idxs, c.source_names())]
-        sources = c.source_names()
+        idxs, names, keys, scores, shown = c.idx, c.names, c.keys, c.scores, c.shown
+        if "buy_again" in self.shown:  # they have their own section
+            again = c.buy_again()
+            if again:
+                idxs = idxs[:]
+                for k in again:
+                    idxs[k] = -1
 
         def make(pos: int) -> RecommendedItem:
-            source = sources[pos]
-            return RecommendedItem(item_id=ids[idxs[pos]], score=c.score(pos), source=source,
-                                   reason=ITEM_REASON.get(source))
+            source = names[keys[pos]]
+            return RecommendedItem(item_id=ids[idxs[pos]], score=shown(scores[pos]),
+                                   source=source, reason=ITEM_REASON.get(source))
         return [(idxs, make, True)]
 
     def buy_again(self) -> list[Part]:
         c, catalog, ids = self.candidates, self.catalog, self.catalog.ids
         parts: list[Part] = []
-        if c.has_buy_again():
-            mine = [i if s == "buy_again" else -1 for i, s in zip(c.idx, c.source_names())]
-            parts.append((mine, lambda pos: RecommendedItem(
-                item_id=ids[mine[pos]], score=c.score(pos), source="buy_again",
+        at = c.buy_again()
+        if at:
+            idx, scores, shown = c.idx, c.scores, c.shown
+            parts.append(([idx[k] for k in at], lambda pos: RecommendedItem(
+                item_id=ids[idx[at[pos]]], score=shown(scores[at[pos]]), source="buy_again",
                 reason="you bought this before"), True))
         again = [i for i in map(catalog.items.index, self.profile.purchased)
                  if i is not None and catalog.repurchasable(i)]
@@ -185,16 +226,16 @@ class PageState:
         return parts
 
     def neighbours_of(self, anchor: int, name: str) -> list[Part]:
-        catalog = self.catalog
-        neighbours, scores, codes = catalog.neighbours(anchor)
-        ids, source_of = catalog.ids, catalog.neighbour_source
-        reasons = {"also_bought": f"bought together with {name}"}
-        other = f"similar to {name}"
+        """The anchor's neighbour list (-1 padded at the end: skipped like unknown items)."""
+        neighbours, scores, codes = self.view.neighbours(anchor)
+        ids = self.catalog.ids
+        reasons = (f"bought together with {name}", f"similar to {name}")
 
         def make(pos: int) -> RecommendedItem:
-            source = source_of(codes[pos])
-            return RecommendedItem(item_id=ids[neighbours[pos]], score=scores[pos],
-                                   source=source, reason=reasons.get(source, other))
+            code = codes[pos]
+            return RecommendedItem(item_id=ids[neighbours[pos]], score=round5(scores[pos]),
+                                   source=NEIGHBOUR_SOURCE_NAMES[code],
+                                   reason=reasons[code != _ALSO_BOUGHT])
         return [(neighbours, make, True)]
 
     def recently_viewed(self) -> list[Part]:
@@ -216,12 +257,12 @@ class PageState:
         parts: list[Part] = []
         c = self.candidates
         if c is not None:
-            members = view.market_set(key, self.row)
-            if not members.isdisjoint(c.idx):
+            at = c.among(view.market_mask(key, self.row))
+            if at:
                 ids, mine = self.catalog.ids, LIST_SOURCES[key][1]
-                idxs = [i if i in members else -1 for i in c.idx]
-                parts.append((idxs, lambda pos: RecommendedItem(
-                    item_id=ids[idxs[pos]], score=c.score(pos), source=mine,
-                    reason=reason or f"{view.markdown(idxs[pos])}% off"), True))
+                idx, scores, shown = c.idx, c.scores, c.shown
+                parts.append(([idx[k] for k in at], lambda pos: RecommendedItem(
+                    item_id=ids[idx[at[pos]]], score=shown(scores[at[pos]]), source=mine,
+                    reason=reason or f"{view.markdown(idx[at[pos]])}% off"), True))
         parts.append(view.list_part(key, self.row, reason, personal))
         return parts

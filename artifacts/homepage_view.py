@@ -51,6 +51,10 @@ class HomepageView:
         on_sale = {i for rows in self.lists["on_sale"] or [] for i, _ in rows}
         self._markdown = {i: self._percent_off(i) for i in on_sale}
         self._sets: dict[tuple[str, int], frozenset[int]] = {}
+        self._masks: dict[tuple[str, int], np.ndarray] = {}
+        # plain ndarray views of the memory maps, one row read per page
+        self._neighbours = tuple(np.asarray(bundle[f"neighbours_{name}"])
+                                 for name in ("idx", "score", "source"))
         self._parts: dict[tuple, tuple[list[int], list[RecommendedItem]]] = {}
         #: non-personal pages by (market, n, section keys): (rules they were built by, page)
         self.market_pages: dict[tuple, tuple[object, object]] = {}
@@ -80,6 +84,21 @@ class HomepageView:
         if found is None:
             found = self._sets[(key, row)] = frozenset(i for i, _ in self.market_list(key, row))
         return found
+
+    def market_mask(self, key: str, row: int) -> np.ndarray:
+        """One flag per item: in the market's list; and a last one, false, for index -1."""
+        found = self._masks.get((key, row))
+        if found is None:
+            found = np.zeros(len(self.catalog.ids) + 1, dtype=bool)
+            found[list(self.market_set(key, row))] = True
+            self._masks[(key, row)] = found
+        return found
+
+    def neighbours(self, anchor: int) -> tuple[list[int], list[float], list[int]]:
+        """The anchor's neighbours best first, -1 padded at the end: indices, scores as
+        stored (not rounded) and source codes into ``catalog.NEIGHBOUR_SOURCE_NAMES``."""
+        idx, score, source = self._neighbours
+        return idx[anchor].tolist(), score[anchor].tolist(), source[anchor].tolist()
 
     # -- the market's lists as prepared parts ---------------------------------------------------
     def trending_part(self, row: int) -> Part:
