@@ -2,10 +2,11 @@
 streams of the personal sections.
 
 A section's candidates are a list of :data:`~artifacts.homepage_view.Part` (item indices best
-first, with the answer item of each position made only for the items placed). :meth:`PageState.fill`
-walks them once, skipping what the page already shows, what the customer must not get again,
-what the market cannot sell and sensitive items the customer did not open up to, and keeps
-category runs short. Everything else - per-market lists, their answer items - was prepared
+first, with the answer item of each position made only for the items placed).
+:meth:`PageState.fill` walks them once, skipping what the page already shows, what the
+customer must not get again, what the market cannot sell and sensitive items the customer did
+not open up to, and keeps category runs short (a Python loop that stops when the section is
+full: numpy's per-call cost is higher than the few dozen steps a section takes). Everything else - per-market lists, their answer items - was prepared
 once per bundle by :class:`~artifacts.homepage_view.HomepageView`.
 """
 
@@ -29,18 +30,20 @@ ITEM_REASON = {"personal": "matches your taste", "also_bought": "goes with what 
                "personal_live": "based on your latest purchases",
                "popular": "popular right now", "buy_again": "you bought this before"}
 _ALSO_BOUGHT = NEIGHBOUR_SOURCE_NAMES.index("also_bought")
+_HALF_EVEN, _HALF_EVEN_LIMIT = 6755399441055744.0, 2.0**51
 
 
 def round5(x: float) -> float:
     """``numpy.round(x, 5)`` of one float, without numpy's per-call cost: what answers show
     for scores stored as float32 (the trainer's packed candidates, neighbour lists). numpy
-    multiplies by 10**5, rounds half to even and divides again; so does this, signed zeros,
+    multiplies by 10**5, rounds half to even and divides again; so does this (adding and
+    taking away 1.5 * 2**52 rounds a float below 2**51 half to even), signed zeros,
     infinities and NaN included."""
     y = x * 100000.0
-    if y - y != 0.0:  # inf or nan
-        return y / 100000.0
-    k = round(y)
-    return k / 100000.0 if k else copysign(0.0, y)
+    if -_HALF_EVEN_LIMIT < y < _HALF_EVEN_LIMIT:
+        r = (y + _HALF_EVEN) - _HALF_EVEN
+        return r / 100000.0 if r else copysign(0.0, y)
+    return y / 100000.0 if y - y != 0.0 else round(y) / 100000.0  # inf, nan; huge
 
 
 def _round_plain(score: float) -> float:
@@ -96,11 +99,12 @@ class Candidates:
         return found
 
     def among(self, mask: np.ndarray) -> list[int]:
-        """Positions of the candidates in ``mask`` (one flag per item, and a last one, false,
-        that -1 reads), best first."""
-        if self._array is None:
-            self._array = np.asarray(self.idx)  # an array("i"): read in place
-        return np.flatnonzero(mask[self._array]).tolist()
+        """Positions of the candidates ``mask`` flags (one flag per item, and a last one,
+        false, that -1 reads), best first."""
+        found = self._array
+        if found is None:
+            found = self._array = np.asarray(self.idx)  # an array("i"): read in place
+        return mask[found].nonzero()[0].tolist()
 
 
 class PageState:
@@ -240,7 +244,8 @@ class PageState:
 
     def recently_viewed(self) -> list[Part]:
         index, ids = self.catalog.items.index, self.catalog.ids
-        viewed = [(idx, k) for k, idx in enumerate(map(index, (v.item_id for v in self.live.viewed)))
+        viewed = [(idx, k) for k, idx in enumerate(map(index, (v.item_id
+                                                                for v in self.live.viewed)))
                   if idx is not None]
         return [([idx for idx, _ in viewed], lambda pos: RecommendedItem(
             item_id=ids[viewed[pos][0]], score=round(round(1.0 / (1 + viewed[pos][1]), 5), 5),
@@ -261,7 +266,7 @@ class PageState:
             if at:
                 ids, mine = self.catalog.ids, LIST_SOURCES[key][1]
                 idx, scores, shown = c.idx, c.scores, c.shown
-                parts.append(([idx[k] for k in at], lambda pos: RecommendedItem(
+                parts.append((list(map(idx.__getitem__, at)), lambda pos: RecommendedItem(
                     item_id=ids[idx[at[pos]]], score=shown(scores[at[pos]]), source=mine,
                     reason=reason or f"{view.markdown(idx[at[pos]])}% off"), True))
         parts.append(view.list_part(key, self.row, reason, personal))

@@ -12,7 +12,8 @@ offline evaluation makes those) shares them safely.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -52,9 +53,11 @@ class HomepageView:
         self._markdown = {i: self._percent_off(i) for i in on_sale}
         self._sets: dict[tuple[str, int], frozenset[int]] = {}
         self._masks: dict[tuple[str, int], np.ndarray] = {}
-        # plain ndarray views of the memory maps, one row read per page
-        self._neighbours = tuple(np.asarray(bundle[f"neighbours_{name}"])
-                                 for name in ("idx", "score", "source"))
+        # the neighbour lists as flat buffers over the memory maps: a page reads one row of
+        # each with two C calls (numpy's per-call cost is most of a row's otherwise)
+        self._neighbours = tuple(_RowReader(bundle[f"neighbours_{name}"], code)
+                                 for name, code in (("idx", "i"), ("score", "f"),
+                                                    ("source", "B")))
         self._parts: dict[tuple, tuple[list[int], list[RecommendedItem]]] = {}
         #: non-personal pages by (market, n, section keys): (rules they were built by, page)
         self.market_pages: dict[tuple, tuple[object, object]] = {}
@@ -94,11 +97,11 @@ class HomepageView:
             self._masks[(key, row)] = found
         return found
 
-    def neighbours(self, anchor: int) -> tuple[list[int], list[float], list[int]]:
+    def neighbours(self, anchor: int) -> tuple[Sequence[int], Sequence[float], Sequence[int]]:
         """The anchor's neighbours best first, -1 padded at the end: indices, scores as
         stored (not rounded) and source codes into ``catalog.NEIGHBOUR_SOURCE_NAMES``."""
         idx, score, source = self._neighbours
-        return idx[anchor].tolist(), score[anchor].tolist(), source[anchor].tolist()
+        return idx.row(anchor), score.row(anchor), source.row(anchor)
 
     # -- the market's lists as prepared parts ---------------------------------------------------
     def trending_part(self, row: int) -> Part:
@@ -135,6 +138,29 @@ class HomepageView:
         return ([p[0] for p in kept],
                 [RecommendedItem(item_id=ids[idx], score=round(score, 5), source=source,
                                  reason=reason) for idx, score, source, reason in kept])
+
+
+class _RowReader:
+    """Rows of a 2-d bundle array as ``array.array`` (``code``), read from its buffer; a
+    numpy row copy where the stored dtype or layout does not match the C type."""
+
+    def __init__(self, values, code: str):
+        values = np.asarray(values)
+        self._width = values.shape[1]
+        native = np.dtype(code).newbyteorder("=")
+        if values.dtype == native and values.flags["C_CONTIGUOUS"] and \
+                array(code).itemsize == native.itemsize:
+            self._code, self._size = code, native.itemsize * self._width
+            self._buffer = memoryview(values).cast("B")
+        else:
+            self._code, self._values = None, values
+
+    def row(self, r: int) -> Sequence:
+        if self._code is None:
+            return self._values[r].tolist()
+        out = array(self._code)
+        out.frombytes(self._buffer[r * self._size:(r + 1) * self._size])
+        return out
 
 
 def _market_lists(bundle, prefix: str) -> list[list[tuple[int, float]]] | None:

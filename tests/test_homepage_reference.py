@@ -158,3 +158,21 @@ def test_one_category_flooding_the_candidates(demo_bundle, profiles, run):
             for n in (2, 5, 12):
                 _same((new, ref), profile=flooded, market=profile.market, n=n,
                       audience=homepage.PERSONAL, sections=["for_you", "new_arrivals", "on_sale"])
+
+
+def test_scores_are_rounded_as_numpy_rounds_them():
+    """Shown scores of float32 columns are rounded per item the way numpy rounds a column."""
+    from math import copysign
+
+    from artifacts.homepage_fill import round5
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate([
+        *(rng.standard_normal(20_000).astype(np.float32) * s for s in (1e-5, 1e-3, 1, 1e3, 1e5)),
+        (np.arange(-20_000, 20_000) + 0.5) / 100_000.0,  # exact ties
+        [0.0, -0.0, 5e-6, -5e-6, 2.5e-5, -2.5e-5, 2.0**51 / 1e5, 3e10, -3e10, 1e300, -1e300,
+         np.inf, -np.inf, np.nan]])
+    want = values.astype(np.float64).round(5).tolist()
+    for x, w in zip(values.tolist(), want):
+        got = round5(x)
+        assert (got == w and copysign(1, got) == copysign(1, w)) or (got != got and w != w), x
