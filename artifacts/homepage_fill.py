@@ -6,8 +6,9 @@ first, with the answer item of each position made only for the items placed).
 :meth:`PageState.fill` walks them once, skipping what the page already shows, what the
 customer must not get again, what the market cannot sell and sensitive items the customer did
 not open up to, and keeps category runs short (a Python loop that stops when the section is
-full: numpy's per-call cost is higher than the few dozen steps a section takes). Everything else - per-market lists, their answer items - was prepared
-once per bundle by :class:`~artifacts.homepage_view.HomepageView`.
+full: numpy's per-call cost is higher than the few dozen steps a section takes). Everything
+else - per-market lists, their answer items - was prepared once per bundle by
+:class:`~artifacts.homepage_view.HomepageView`.
 """
 
 from __future__ import annotations
