@@ -20,7 +20,10 @@ POPULAR_CATEGORY = "popular_category"
 PERSONAL = "personal"
 
 
-class RecommendedItem(msgspec.Struct, kw_only=True):
+class RecommendedItem(msgspec.Struct, kw_only=True, gc=False):
+    """One item of an answer. ``gc=False``: it holds only strings and numbers, so it can never
+    be part of a reference cycle, and the collector need not track the dozens made per page."""
+
     item_id: str
     score: float
     source: str
