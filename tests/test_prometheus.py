@@ -200,10 +200,14 @@ def test_serve_two_workers_report_as_one_and_log_json(demo_bundle_root, redis_ur
              "--bundle", str(demo_bundle_root), "--redis-url", redis_url],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        # both workers started (granian logs "Started worker-N"), not only the first to answer:
+        # a worker that gets the SIGINT below between its lifespan start-up and its start can
+        # hang in granian's signal handling and never exit
         deadline = time.monotonic() + 60
         while True:
             try:
-                if _get(port, "/ready")[0] == 200:
+                if (_get(port, "/ready")[0] == 200
+                        and log_path.read_text().count('"Started worker-') == 2):
                     break
             except OSError:
                 pass
