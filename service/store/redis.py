@@ -229,8 +229,9 @@ class RedisProfileStore:
                            _decode(s, decode_sent)) for b, lv, s in rows]
 
     async def get_session(self, session_id: str) -> LiveState | None:
-        raw = await self._call(lambda: self.client.get(self.keys.session(session_id)))
-        return _decode(raw, decode_live)
+        # a page view (the size for an anonymous visitor): coalesced like a customer's read
+        raw = await self._call(lambda: self._reads.mget([self.keys.session(session_id)]))
+        return _decode(raw[0], decode_live)
 
     async def put_batch(self, user_id: str, profile: BatchProfile) -> None:
         await self._call(lambda: self.client.set(self.keys.batch(user_id), ENCODER.encode(profile)))
