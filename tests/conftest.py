@@ -160,6 +160,20 @@ def profiles(demo_bundle):
     return {r.user_id: r.profile for r in demo_bundle.profile_records()}
 
 
+@pytest.fixture
+async def client(demo_bundle):
+    """A test client of the service on the demo bundle with the embedded profile store."""
+    from litestar.testing import AsyncTestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+    from service.store import MemoryProfileStore
+
+    store = MemoryProfileStore(demo_bundle.profile_records())
+    async with AsyncTestClient(create_app(Settings(), bundle=demo_bundle, store=store)) as c:
+        yield c
+
+
 def shared_dataset(name: str) -> Path:
     """Directory of a public dataset; skips (fails under CI) when it is absent."""
     path = SHARED_DATA / name

@@ -20,14 +20,6 @@ def _records(demo_bundle, **changes):
 
 
 @pytest.fixture
-async def client(demo_bundle):
-    app = create_app(Settings(), bundle=demo_bundle,
-                     store=MemoryProfileStore(demo_bundle.profile_records()))
-    async with AsyncTestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
 async def redis_client(demo_bundle, redis_url, redis_prefix):
     push_profiles(demo_bundle.profile_records(), redis_url, prefix=redis_prefix, progress=False)
     store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)

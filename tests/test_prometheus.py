@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -50,14 +49,6 @@ async def scrape(client) -> str:
 
 def known_user(profiles) -> str:
     return next(u for u, p in profiles.items() if len(p.purchased) >= 3)
-
-
-@pytest.fixture
-async def client(demo_bundle):
-    app = create_app(Settings(), bundle=demo_bundle,
-                     store=MemoryProfileStore(demo_bundle.profile_records()))
-    async with AsyncTestClient(app) as c:
-        yield c
 
 
 async def test_latency_histogram_per_route_template_never_the_path(client, profiles):

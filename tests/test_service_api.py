@@ -5,16 +5,8 @@ from litestar.testing import AsyncTestClient
 
 from service.app import create_app
 from service.settings import Settings
-from service.store import MemoryProfileStore, RedisProfileStore
+from service.store import RedisProfileStore
 from training.redis_push import push_profiles
-
-
-@pytest.fixture
-async def client(demo_bundle):
-    app = create_app(Settings(), bundle=demo_bundle,
-                     store=MemoryProfileStore(demo_bundle.profile_records()))
-    async with AsyncTestClient(app) as c:
-        yield c
 
 
 @pytest.fixture
