@@ -64,6 +64,23 @@ class Unavailable(ServiceError):
     code = "unavailable"
 
 
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class BundleRefused(ServiceError):
+    """A bundle that did not load or verify; the previous one keeps serving."""
+
+    status_code = 409
+    code = "bundle_refused"
+
+
 def _respond(status: int, code: str, detail: str, fields: list[dict] | None = None,
              headers: dict[str, str] | None = None) -> Response:
     return Response(ErrorBody(status_code=status, error=code, detail=detail, fields=fields or []),

@@ -11,23 +11,8 @@ import hmac
 
 from litestar import Controller, Request, post
 
-from service.errors import ServiceError, error_responses
+from service.errors import BundleRefused, Forbidden, Unauthorized, error_responses
 from service.reload import ReloadResult
-
-
-class Forbidden(ServiceError):
-    status_code = 403
-    code = "forbidden"
-
-
-class Unauthorized(ServiceError):
-    status_code = 401
-    code = "unauthorized"
-
-
-class BundleRefused(ServiceError):
-    status_code = 409
-    code = "bundle_refused"
 
 
 def _authorise(request: Request, token: str | None) -> None:
