@@ -13,17 +13,16 @@ else - per-market lists, their answer items - was prepared once per bundle by
 
 from __future__ import annotations
 
-import sys
 from array import array
 from collections.abc import Sequence
-from math import copysign
 
 import numpy as np
 
 from artifacts import ranking
 from artifacts.catalog import NEIGHBOUR_SOURCE_NAMES
 from artifacts.homepage_view import LIST_SOURCES, HomepageView, Part
-from artifacts.profiles import CANDIDATE_SOURCES, BatchProfile, LiveState
+from artifacts.profiles import (CANDIDATE_SOURCES, BatchProfile, LiveState, float32_column,
+                                int32_column, round5)
 from artifacts.ranking import RecommendedItem
 
 ITEM_REASON = {"personal": "matches your taste", "also_bought": "goes with what you bought",
@@ -31,29 +30,8 @@ ITEM_REASON = {"personal": "matches your taste", "also_bought": "goes with what 
                "personal_live": "based on your latest purchases",
                "popular": "popular right now", "buy_again": "you bought this before"}
 _ALSO_BOUGHT = NEIGHBOUR_SOURCE_NAMES.index("also_bought")
-_HALF_EVEN, _HALF_EVEN_LIMIT = 6755399441055744.0, 2.0**51
-
-
-def round5(x: float) -> float:
-    """``numpy.round(x, 5)`` of one float, without numpy's per-call cost: what answers show
-    for scores stored as float32 (the trainer's packed candidates, neighbour lists). numpy
-    multiplies by 10**5, rounds half to even and divides again; so does this (adding and
-    taking away 1.5 * 2**52 rounds a float below 2**51 half to even), signed zeros,
-    infinities and NaN included."""
-    y = x * 100000.0
-    if -_HALF_EVEN_LIMIT < y < _HALF_EVEN_LIMIT:
-        r = (y + _HALF_EVEN) - _HALF_EVEN
-        return r / 100000.0 if r else copysign(0.0, y)
-    return y / 100000.0 if y - y != 0.0 else round(y) / 100000.0  # inf, nan; huge
-
-
 def _round_plain(score: float) -> float:
     return round(score, 5)
-
-
-#: the packed columns are read with the stdlib (cheaper than numpy for 100 values) where the
-#: platform's C types match their little-endian int32 / float32
-_NATIVE = sys.byteorder == "little" and array("i").itemsize == 4 and array("f").itemsize == 4
 
 
 class Candidates:
@@ -69,12 +47,9 @@ class Candidates:
         if ranked is not None and version == profile.bundle_version:
             # the packed form: no id lookups; float32 scores shown as
             # BatchProfile.candidate_scores rounds them (numpy, 5 digits)
-            if _NATIVE:  # read in place: a page reads only the first few dozen
-                self.idx: Sequence[int] = array("i", ranked.idx)
-                self.scores = array("f", ranked.scores)
-            else:
-                self.idx = np.frombuffer(ranked.idx, "<i4").tolist()
-                self.scores = np.frombuffer(ranked.scores, "<f4").tolist()
+            # read in place: a page reads only the first few dozen
+            self.idx: Sequence[int] = int32_column(ranked.idx)
+            self.scores = float32_column(ranked.scores)
             self.shown = round5
             self.keys: bytes | list[int] = ranked.sources
             self.names: tuple[str, ...] = CANDIDATE_SOURCES
@@ -104,7 +79,7 @@ class Candidates:
         false, that -1 reads), best first."""
         found = self._array
         if found is None:
-            found = self._array = np.asarray(self.idx)  # an array("i"): read in place
+            found = self._array = np.asarray(self.idx)  # a view of the packed column: no copy
         return mask[found].nonzero()[0].tolist()
 
 
@@ -203,7 +178,7 @@ class PageState:
         if "buy_again" in self.shown:  # they have their own section
             again = c.buy_again()
             if again:
-                idxs = idxs[:]
+                idxs = list(idxs)  # a copy to mark them in (the column may be a read-only view)
                 for k in again:
                     idxs[k] = -1
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import array
 import sys
 from collections.abc import Callable, Sequence
+from math import copysign
 
 import msgspec
 import numpy as np
@@ -48,7 +49,10 @@ class SizePreference(msgspec.Struct, array_like=True, frozen=True):
 CANDIDATE_SOURCES: tuple[str, ...] = ("also_bought", "personal", "popular", "buy_again",
                                       "variant", "personal_live")
 _SOURCE_CODE = {name: code for code, name in enumerate(CANDIDATE_SOURCES)}
-_LITTLE_ENDIAN = sys.byteorder == "little" and array.array("i").itemsize == 4
+#: The packed columns are read with the stdlib (cheaper than numpy for a few values) where the
+#: platform's C types match their little-endian int32 / float32.
+_NATIVE = (sys.byteorder == "little" and array.array("i").itemsize == 4
+           and array.array("f").itemsize == 4)
 
 
 class Ranked(msgspec.Struct, array_like=True, frozen=True):
@@ -83,16 +87,33 @@ class Ranked(msgspec.Struct, array_like=True, frozen=True):
         return self.ids.decode().split("\n") if self.ids else []
 
 
-def _int32_view(packed: bytes) -> Sequence[int]:
-    """A little-endian int32 column as a sequence of Python ints, converted as read."""
-    if _LITTLE_ENDIAN:
+_HALF_EVEN, _HALF_EVEN_LIMIT = 6755399441055744.0, 2.0**51
+
+
+def round5(x: float) -> float:
+    """``numpy.round(x, 5)`` of one float, without numpy's per-call cost: what answers show
+    for scores stored as float32 (the trainer's packed candidates, neighbour lists). numpy
+    multiplies by 10**5, rounds half to even and divides again; so does this (adding and
+    taking away 1.5 * 2**52 rounds a float below 2**51 half to even), signed zeros,
+    infinities and NaN included."""
+    y = x * 100000.0
+    if -_HALF_EVEN_LIMIT < y < _HALF_EVEN_LIMIT:
+        r = (y + _HALF_EVEN) - _HALF_EVEN
+        return r / 100000.0 if r else copysign(0.0, y)
+    return y / 100000.0 if y - y != 0.0 else round(y) / 100000.0  # inf, nan; huge
+
+
+def int32_column(packed: bytes) -> Sequence[int]:
+    """A packed little-endian int32 column as a sequence of Python ints, converted as read."""
+    if _NATIVE:
         return memoryview(packed).cast("i")
     return np.frombuffer(packed, "<i4").tolist()
 
 
-def _float32_view(packed: bytes) -> Sequence[float]:
-    """A little-endian float32 column as a sequence of Python floats, converted as read."""
-    if _LITTLE_ENDIAN:
+def float32_column(packed: bytes) -> Sequence[float]:
+    """A packed little-endian float32 column as a sequence of Python floats, converted as
+    read; :func:`round5` them for answers."""
+    if _NATIVE:
         return memoryview(packed).cast("f")
     return np.frombuffer(packed, "<f4").tolist()
 
@@ -157,7 +178,7 @@ class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
         if ranked is None:
             return [-1 if i is None else i for i in map(index, self.candidates)]
         if version == self.bundle_version:
-            return _int32_view(ranked.idx)
+            return int32_column(ranked.idx)
         return [-1 if i is None else i for i in map(index, ranked.id_list())]
 
     def candidates_at(self, positions: Sequence[int]) -> tuple[list[float], list[str]]:
@@ -166,10 +187,8 @@ class BatchProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
         ranked = self.ranked
         if ranked is None:
             return [self.scores[k] for k in positions], [self.sources[k] for k in positions]
-        scores, codes, names = _float32_view(ranked.scores), ranked.sources, CANDIDATE_SOURCES
-        # round(x * 1e5) / 1e5 is numpy's round(x, 5) (scale, round half to even, unscale),
-        # without numpy's fixed cost per call, which dominates for a dozen values
-        return ([round(scores[k] * 1e5) / 1e5 for k in positions],
+        scores, codes, names = float32_column(ranked.scores), ranked.sources, CANDIDATE_SOURCES
+        return ([round5(scores[k]) for k in positions],
                 [names[codes[k]] for k in positions])
 
     def candidate_ids(self) -> list[str]:

@@ -164,7 +164,7 @@ def test_scores_are_rounded_as_numpy_rounds_them():
     """Shown scores of float32 columns are rounded per item the way numpy rounds a column."""
     from math import copysign
 
-    from artifacts.homepage_fill import round5
+    from artifacts.profiles import round5
 
     rng = np.random.default_rng(3)
     values = np.concatenate([
