@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("serve", help="run the HTTP service",
                        description="Serve the API. Settings come from RECO_* environment "
-                                   "variables (see README); the options below override some.")
+                                   "variables (see README; an unknown one stops it); the "
+                                   "options below override some.")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")

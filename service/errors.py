@@ -2,11 +2,15 @@
 
 Every 4xx answer has the same JSON shape (:class:`service.schemas.ErrorBody`): a machine code, a
 sentence saying what was wrong and how to fix it, and for parameter errors the fields at fault.
+
+A request body that cannot be used at all - missing, not JSON, or not a JSON object of the
+documented shape - is ``invalid_body`` on every POST, whichever way the handler decodes it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 
 from litestar import Request, Response
@@ -59,6 +63,13 @@ class BadRequest(ServiceError):
     code = "bad_request"
 
 
+class InvalidBody(ServiceError):
+    """The request body is missing, not JSON, or not a JSON object of the documented shape."""
+
+    status_code = 400
+    code = "invalid_body"
+
+
 class Unavailable(ServiceError):
     status_code = 503
     code = "unavailable"
@@ -81,6 +92,50 @@ class BundleRefused(ServiceError):
     code = "bundle_refused"
 
 
+_AT = " - at `$"
+_NAMED_FIELD = re.compile(r"Object (?:contains unknown|missing required) field `(?P<name>.*)`",
+                          re.DOTALL)
+MAX_ECHOED = 64
+"""Longest piece of the client's input (a field name, a value) an error message repeats."""
+
+
+def _clip(text: str, limit: int = MAX_ECHOED) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def validation_problem(message: str) -> tuple[str, str]:
+    """Where a msgspec validation message says the input is wrong, and what is wrong.
+
+    Returns the path of the field at fault relative to the decoded value (``.item_id``,
+    ``.users[2]``; ``""`` for the value itself) and the message without msgspec's
+    `` - at `$...` `` suffix. An unknown or missing field is located at the field itself
+    (``.colour``), not at the object holding it. The client's own text (an unknown field's
+    name, an invalid enum value) is clipped, so a message never echoes much of a body.
+    """
+    path = ""
+    if _AT in message and message.endswith("`"):
+        message, path = message.rsplit(_AT, 1)
+        path = path[:-1]
+    named = _NAMED_FIELD.fullmatch(message)
+    if named:
+        name = _clip(named["name"])
+        path = f"{path}.{name}"
+        message = message[:named.start("name")] + name + "`"
+    elif len(message) > 4 * MAX_ECHOED:
+        message = _clip(message, 4 * MAX_ECHOED)
+    return path, message
+
+
+def _body_field(field: dict) -> dict:
+    """Litestar's entry for a field of a body it decoded, located at the field at fault (its key
+    ``data`` is the body itself): an unknown ``zz`` at the top level is ``zz``, a body that is
+    not an object ``body``."""
+    key = str(field.get("key", ""))
+    path, message = validation_problem(str(field.get("message", "")))
+    key = (path.removeprefix(".") or "body") if key == "data" else key + path
+    return {**field, "key": key, "message": message}
+
+
 def _respond(status: int, code: str, detail: str, fields: list[dict] | None = None,
              headers: dict[str, str] | None = None) -> Response:
     return Response(ErrorBody(status_code=status, error=code, detail=detail, fields=fields or []),
@@ -95,10 +150,18 @@ def _validation_error(_: Request, exc: ValidationException) -> Response:
     fields = exc.extra if isinstance(exc.extra, list) else []
     if any(isinstance(f, dict) and f.get("source") == "body" and f.get("key") == "data"
            and f.get("message") == "'data'" for f in fields):
-        return _respond(400, "invalid_body", "a JSON request body is required")
-    parts = [f"{f.get('key', '?')}: {f.get('message', '')}" for f in fields if isinstance(f, dict)]
-    detail = "invalid request parameters - " + "; ".join(parts) if parts else str(exc.detail)
-    return _respond(400, "invalid_parameter", detail, [f for f in fields if isinstance(f, dict)])
+        return _respond(400, InvalidBody.code, "a JSON request body is required")
+    fields = [f for f in fields if isinstance(f, dict)]
+    # Litestar names the body itself ``data``: a body that is not an object, or lacks or adds a
+    # top-level field, is not of the documented shape; a bad value of a field is a parameter
+    whole_body = any(f.get("source") == "body" and f.get("key") == "data" for f in fields)
+    fields = [_body_field(f) if f.get("source") == "body" else f for f in fields]
+    parts = "; ".join(f"{f.get('key', '?')}: {f.get('message', '')}" for f in fields)
+    if whole_body:
+        return _respond(400, InvalidBody.code, "request body is not a JSON object of the "
+                        f"documented shape (see /schema) - {parts}", fields)
+    detail = f"invalid request parameters - {parts}" if parts else str(exc.detail)
+    return _respond(400, "invalid_parameter", detail, fields)
 
 
 def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -107,7 +170,7 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     detail = exc.detail
     headers = dict(exc.headers or {})
     if exc.status_code == 400 and code == "http_error":  # the body did not decode as JSON
-        code, detail = "invalid_body", f"request body is not valid JSON: {detail}"
+        code, detail = InvalidBody.code, f"request body is not valid JSON: {detail}"
     elif exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.method} {request.url.path}; see /schema for the API"
     elif exc.status_code == 405:

@@ -1,7 +1,8 @@
 """Live events: the wire schema, whole-batch validation, and the pure merge into live state.
 
 A batch is validated completely before anything is applied: every bad event and field is named
-in one error, and a batch with any error changes nothing.
+in one error, and a batch with any error changes nothing. A body that is not a batch at all
+(missing, not JSON, not ``{"events": [...]}``) is :class:`InvalidBatchBody`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from msgspec import Meta
 
 from artifacts.ids import ID_PATTERN, MAX_ID_LENGTH
 from artifacts.profiles import LiveItem, LiveState, SizeSignal
+from service.errors import validation_problem
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
 EventType = Literal["view", "cart", "purchase", "return"]
@@ -74,11 +76,25 @@ _EVENT_DECODER = msgspec.json.Decoder(Event)
 
 
 class EventValidationError(ValueError):
+    """Bad events: ``problems`` names each event (position, and id once known) and field."""
+
     def __init__(self, problems: list[dict]):
         self.problems = problems
         summary = "; ".join(f"{p['key']}: {p['message']}" for p in problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         super().__init__(f"{len(problems)} problem(s), nothing was applied - {summary}{more}")
+
+
+class InvalidBatchBody(EventValidationError):
+    """The body is not a batch at all: missing, not JSON, or not ``{"events": [...]}``."""
+
+    def __init__(self, detail: str, problems: list[dict] | None = None):
+        self.problems = problems or []
+        ValueError.__init__(self, f"{detail}; nothing was applied")
+
+
+def _problem(key: str, message: str) -> dict:
+    return {"key": key, "source": "body", "message": message}
 
 
 @dataclass(frozen=True)
@@ -89,43 +105,49 @@ class TimedEvent:
 
 def parse_batch(body: bytes, now: float) -> list[TimedEvent]:
     """Decode and validate a whole batch or raise :class:`EventValidationError` naming every
-    bad event (by position and id) and field."""
+    bad event (by position and id) and field (``events[3].item_id``), or
+    :class:`InvalidBatchBody` when the body is not a batch at all."""
+    if not body.strip():
+        raise InvalidBatchBody('a JSON request body is required: {"events": [...]}')
     try:
         raw = _RAW_DECODER.decode(body)
     except msgspec.ValidationError as exc:
-        raise EventValidationError([{"key": "body", "message": str(exc)}]) from None
+        path, message = validation_problem(str(exc))
+        key = path.removeprefix(".") or "body"
+        raise InvalidBatchBody(f'request body is not a batch of events {{"events": [...]}} - '
+                               f"{key}: {message}", [_problem(key, message)]) from None
     except msgspec.DecodeError as exc:
-        raise EventValidationError([{"key": "body", "message": f"not valid JSON: {exc}"}]) from None
+        raise InvalidBatchBody(f"request body is not valid JSON: {exc}") from None
     if not raw.events:
-        raise EventValidationError([{"key": "events", "message": "at least one event is required"}])
+        raise EventValidationError([_problem("events", "at least one event is required")])
     if len(raw.events) > MAX_EVENTS:
-        raise EventValidationError([{"key": "events",
-                                     "message": f"at most {MAX_EVENTS} events per batch, "
-                                                f"got {len(raw.events)}"}])
+        raise EventValidationError([_problem("events", f"at most {MAX_EVENTS} events per batch, "
+                                                       f"got {len(raw.events)}")])
     problems: list[dict] = []
     events: list[TimedEvent] = []
     seen: set[str] = set()
     for i, item in enumerate(raw.events):
-        where = f"events[{i}]"
         try:
             event = _EVENT_DECODER.decode(item)
         except msgspec.ValidationError as exc:
-            message = str(exc)
-            field = message.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in message else None
-            problems.append({"key": f"{where}.{field}" if field else where, "message": message})
+            path, message = validation_problem(str(exc))
+            problems.append(_problem(f"events[{i}]{path}", message))
             continue
+        except msgspec.DecodeError as exc:  # the batch's skeleton decoded, this event's text not
+            raise InvalidBatchBody(f"request body is not valid JSON: {exc} (in events[{i}])"
+                                   ) from None
         where = f"events[{i}] ({event.event_id})"
         if event.user_id is None and event.session_id is None:
-            problems.append({"key": f"{where}", "message": "needs user_id or session_id"})
+            problems.append(_problem(where, "needs user_id or session_id"))
         if event.event_id in seen:
-            problems.append({"key": f"{where}.event_id", "message": "repeated within the batch"})
+            problems.append(_problem(f"{where}.event_id", "repeated within the batch"))
         seen.add(event.event_id)
         ts = now
         if event.ts is not None:
             when = event.ts if event.ts.tzinfo else event.ts.replace(tzinfo=dt.UTC)
             ts = when.timestamp()
             if ts > now + MAX_FUTURE_S:
-                problems.append({"key": f"{where}.ts", "message": "is in the future"})
+                problems.append(_problem(f"{where}.ts", "is in the future"))
         events.append(TimedEvent(event, ts))
     if problems:
         raise EventValidationError(problems)

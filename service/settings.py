@@ -1,15 +1,40 @@
-"""Service configuration: one typed Struct, read once from the environment, passed explicitly."""
+"""Service configuration: one typed Struct, read once from the environment, passed explicitly.
+
+Every ``RECO_*`` variable must be a setting: a typo (``RECO_REDIS_ULR``) would otherwise leave
+the setting at its default without a word (here: no Redis), so it stops the service instead.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 ENV_PREFIX = "RECO_"
+NOT_SETTINGS_PREFIX = "RECO_TEST_"
+"""Variables of the test suite (``RECO_TEST_REDIS_URL``, see tests/conftest.py), which a
+developer's shell may export; never settings."""
+DOCUMENTED_AT = "README.md, section 'Configuration of the service'"
+
+
+class UnknownSettingError(ValueError):
+    """``RECO_*`` variables that are no setting; the message names the closest setting of each."""
+
+    def __init__(self, names: Iterable[str], known: Iterable[str]):
+        self.names = sorted(names)
+        bare = {name.removeprefix(ENV_PREFIX): name for name in known}
+        described = []
+        for name in self.names:
+            close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX).upper(), bare, n=1)
+            described.append(f"{name} (did you mean {bare[close[0]]}?)" if close else name)
+        super().__init__(
+            f"unknown setting{'s' if len(self.names) > 1 else ''} {', '.join(described)}: every "
+            f"{ENV_PREFIX}* variable must be one of the settings listed in {DOCUMENTED_AT} "
+            "(service/settings.py); correct or unset it")
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -54,9 +79,23 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod
+    def env_names(cls) -> list[str]:
+        """The environment variable of every setting."""
+        return [ENV_PREFIX + name.upper() for name in cls.__struct_fields__]
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
-        """Settings from ``RECO_*`` variables (strings are converted and validated)."""
+        """Settings from ``RECO_*`` variables (strings are converted and validated).
+
+        Raises :class:`UnknownSettingError` for a ``RECO_*`` variable that is no setting
+        (``RECO_TEST_*`` belong to the test suite and are left alone), and
+        ``msgspec.ValidationError`` for an invalid value."""
         environ = os.environ if environ is None else environ
+        known = cls.env_names()
+        unknown = {name for name in environ if name.startswith(ENV_PREFIX)
+                   and not name.startswith(NOT_SETTINGS_PREFIX)} - set(known)
+        if unknown:
+            raise UnknownSettingError(unknown, known)
         raw: dict[str, str] = {}
         for name in cls.__struct_fields__:
             value = environ.get(ENV_PREFIX + name.upper())

@@ -5,7 +5,8 @@ import time
 import msgspec
 import pytest
 
-from service.events import EventValidationError, LiveLimits, apply_events, parse_batch
+from service.events import (EventValidationError, InvalidBatchBody, LiveLimits, apply_events,
+                            parse_batch)
 
 
 def _body(**extra) -> bytes:
@@ -43,3 +44,53 @@ def test_ids_are_forgotten_after_the_window():
 def test_unknown_top_level_fields_are_refused(body, message):
     with pytest.raises(EventValidationError, match=message):
         parse_batch(body, time.time())
+
+
+def _problems(body: bytes) -> list[dict]:
+    with pytest.raises(EventValidationError) as caught:
+        parse_batch(body, time.time())
+    assert not isinstance(caught.value, InvalidBatchBody), caught.value
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("extra, key, message", [
+    ({"colour": "red"}, "events[0].colour", "Object contains unknown field `colour`"),
+    ({"item_id": 5}, "events[0].item_id", "Expected `str`, got `int`"),
+    ({"type": "like"}, "events[0].type", "Invalid enum value 'like'"),
+    ({"ts": "yesterday"}, "events[0].ts", "Invalid RFC3339 encoded datetime"),
+    ({"price": -1}, "events[0].price", "Expected `float` >= 0.0"),
+])
+def test_a_bad_field_of_an_event_is_named_by_its_path(extra, key, message):
+    """The key is the field's own path, also for an unknown field, and the message has no
+    msgspec path relative to the event (`` - at `$.item_id` ``) to confuse it with."""
+    problems = _problems(_body(**extra))
+    assert problems == [{"key": key, "source": "body", "message": message}]
+
+
+def test_a_missing_field_is_named_by_its_path():
+    body = msgspec.json.encode({"events": [{"type": "view", "item_id": "i1", "user_id": "u1"}]})
+    assert _problems(body) == [{"key": "events[0].event_id", "source": "body",
+                                "message": "Object missing required field `event_id`"}]
+
+
+def test_a_long_unknown_field_name_is_not_echoed_whole():
+    problems = _problems(_body(**{"x" * 5000: 1}))
+    assert len(problems[0]["key"]) < 100 and len(problems[0]["message"]) < 150
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "a JSON request body is required"),
+    (b"  \n", "a JSON request body is required"),
+    (b"{", "request body is not valid JSON"),
+    (b"[]", "body: Expected `object`, got `array`"),
+    (b'{"events": "x"}', "events: Expected `array`, got `str`"),
+    (b'{"event": []}', "event: Object contains unknown field `event`"),
+    (b'{"events": [{"event_id": "e\xff1", "type": "view", "item_id": "i1"}]}',
+     "request body is not valid JSON: Invalid UTF-8"),
+])
+def test_a_body_that_is_not_a_batch_is_invalid_as_a_whole(body, message):
+    """Not JSON (even in one event's text) or not ``{"events": [...]}``: one problem with the
+    body, never an exception of the decoder."""
+    with pytest.raises(InvalidBatchBody, match="nothing was applied") as caught:
+        parse_batch(body, time.time())
+    assert message in str(caught.value)

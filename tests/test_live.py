@@ -110,24 +110,36 @@ async def test_malformed_batch_names_each_bad_event_and_applies_nothing(client, 
     ]})
     assert r.status_code == 400
     body = r.json()
+    assert body["error"] == "bad_request"
     keys = [f["key"] for f in body["fields"]]
     assert keys == ["events[1].type", "events[2] (no-subject)", "events[3].item_id",
-                    "events[4] (later).ts", "events[5]"]
+                    "events[4] (later).ts", "events[5].colour"]
     assert "nothing was applied" in body["detail"]
+    assert "events[5].colour: Object contains unknown field `colour`" in body["detail"]
+    assert "at `$" not in body["detail"], "paths are the batch's, not msgspec's within an event"
     assert raw_redis.get(KeyScheme(redis_prefix).live("careful-user")) is None
 
 
-@pytest.mark.parametrize("body,message", [
-    (b"not json", "not valid JSON"),
-    (b'{"events": []}', "at least one event"),
-    (b'{"events": "x"}', "Expected `array`"),
+@pytest.mark.parametrize("body,error,message", [
+    (b"not json", "invalid_body", "request body is not valid JSON"),
+    (b"", "invalid_body", "a JSON request body is required"),
+    (b'[{"event_id": "e", "type": "view", "item_id": "i", "user_id": "u"}]', "invalid_body",
+     "body: Expected `object`, got `array`"),
+    (b'{"events": "x"}', "invalid_body", "events: Expected `array`, got `str`"),
+    (b'{"events": [{"event_id": "e\xff", "type": "view", "item_id": "i", "user_id": "u"}]}',
+     "invalid_body", "request body is not valid JSON"),
+    (b'{"events": []}', "bad_request", "at least one event"),
     (b'{"events": [' + b",".join([b'{"event_id":"e","type":"view","item_id":"i"}'] * 1001)
-     + b"]}", "at most 1000 events"),
+     + b"]}", "bad_request", "at most 1000 events"),
 ])
-async def test_bad_bodies_are_400(client, body, message):
+async def test_bad_bodies_are_400(client, body, error, message):
+    """A body that is not a batch is ``invalid_body`` as on every POST; a batch with bad events
+    or too many or none is ``bad_request``. Either way nothing is applied."""
     r = await client.post("/v1/events", content=body,
                           headers={"content-type": "application/json"})
-    assert r.status_code == 400 and message in r.json()["detail"]
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == error
+    assert message in r.json()["detail"] and "nothing was applied" in r.json()["detail"]
 
 
 async def test_oversized_body_is_413(demo_bundle):

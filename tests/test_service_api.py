@@ -176,3 +176,48 @@ async def test_bad_bodies_are_400_saying_so(client, path, body, detail):
     r = await client.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_body" and detail in r.json()["detail"]
+
+
+POSTS = ["/v1/events", "/v1/picks", "/v1/sessions/s1/identify"]
+MALFORMED = {
+    "empty": (b"", "a JSON request body is required", None),
+    "not JSON": (b"{'user_id': 'u1'}", "request body is not valid JSON", None),
+    "truncated": (b'{"events": [', "request body is not valid JSON", None),
+    "not UTF-8": (b'{"events": [{"event_id": "e\xff"}]}', "request body is not valid JSON", None),
+    "an array": (b'["u1"]', "body: Expected `object`, got `array`", "body"),
+    "a string": (b'"u1"', "body: Expected `object`, got `str`", "body"),
+    "null": (b"null", "body: Expected `object`, got `null`", "body"),
+    "an unknown top-level field": (b'{"surprise": 1}',
+                                   "surprise: Object contains unknown field `surprise`",
+                                   "surprise"),
+}
+
+
+@pytest.mark.parametrize("path", POSTS)
+@pytest.mark.parametrize("body,detail,key", MALFORMED.values(), ids=MALFORMED)
+async def test_every_post_answers_a_malformed_body_alike(client, path, body, detail, key):
+    """Missing, not JSON, or not a JSON object of the documented shape: 400 ``invalid_body``
+    on every POST, whether Litestar or the handler decodes the body, naming the field at fault
+    (``body`` for the body itself)."""
+    r = await client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    answer = r.json()
+    assert answer["error"] == "invalid_body", answer
+    assert detail in answer["detail"], answer
+    assert [f["key"] for f in answer["fields"]] == ([key] if key else [])
+    assert all(f["source"] == "body" for f in answer["fields"])
+    if path == "/v1/events":
+        assert "nothing was applied" in answer["detail"]
+
+
+@pytest.mark.parametrize("path,body,key", [
+    ("/v1/picks", {"users": "u1"}, "users"),
+    ("/v1/picks", {"users": ["u1"], "n": "six"}, "n"),
+    ("/v1/sessions/s1/identify", {"user_id": 5}, "user_id"),
+])
+async def test_a_bad_value_in_a_body_is_an_invalid_parameter_naming_it(client, path, body, key):
+    r = await client.post(path, json=body)
+    assert r.status_code == 400, r.text
+    answer = r.json()
+    assert answer["error"] == "invalid_parameter"
+    assert [f["key"] for f in answer["fields"]] == [key] and f"{key}: " in answer["detail"]

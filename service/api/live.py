@@ -9,9 +9,9 @@ from litestar.params import JSONBody
 
 from service.api.bodies import json_body
 from service.api.params import UserId
-from service.errors import BadRequest, Unavailable, error_responses
+from service.errors import BadRequest, InvalidBody, Unavailable, error_responses
 from service.events import (MAX_EVENTS, EventBatch, EventValidationError, Id, IngestResult,
-                            parse_batch)
+                            InvalidBatchBody, parse_batch)
 from service.ingest import IdentifyResult
 from service.store.base import StoreUnavailable
 
@@ -36,14 +36,18 @@ class LiveController(Controller):
           operation_class=json_body(EventBatch), responses=error_responses(400, 413, 503),
           description=f"Apply view/cart/purchase/return events, 1 to {MAX_EVENTS} per batch "
                       "(the body is also bound by the request size limit: 413). The whole "
-                      "batch is validated first; any bad event rejects all with a 400 naming "
-                      "each bad event and field. Resending a batch applies it once (idempotent "
-                      "by event id for 24 h).")
+                      "batch is validated first; any bad event rejects all with a 400 "
+                      "(``bad_request``) naming each bad event and field, e.g. "
+                      "``events[0].item_id``. A body that is missing, not JSON or not "
+                      "``{\"events\": [...]}`` is a 400 ``invalid_body``, as on every POST. "
+                      "Resending a batch applies it once (idempotent by event id for 24 h).")
     async def events(self, state: State, request: Request) -> IngestResult:
         """Decodes the body itself (not ``data``) so that one 400 names every bad event."""
         now = time.time()
         try:
             events = parse_batch(await request.body(), now)
+        except InvalidBatchBody as exc:
+            raise InvalidBody(str(exc), fields=exc.problems) from None
         except EventValidationError as exc:
             raise BadRequest(str(exc), fields=exc.problems) from None
         try:
