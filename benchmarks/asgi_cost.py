@@ -9,8 +9,10 @@ test on a shared 2-core machine. It is the tool for profiling work; the load tes
 
     .venv/bin/python benchmarks/asgi_cost.py --bundle benchmarks/out/bundles/current
 
-Needs a Redis; the bundle's profiles are written under the prefix ``asgi-cost`` and deleted at
-the end.
+Needs a Redis; the bundle's profiles are written under the prefix ``asgi-cost`` (or
+``$ASGI_COST_PREFIX``) and deleted at the end. Runs at the same time need different prefixes:
+one run's clean-up would otherwise delete the other's profiles mid-run, and its known customers
+would be measured as unknown ones.
 
 Instructions instead of seconds (repeatable whatever else the machine does): run it under
 callgrind with instrumentation off at start and ``--callgrind``, which switches it on around the
@@ -43,7 +45,7 @@ from benchmarks.load import delete_prefix  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
-PREFIX = "asgi-cost"
+PREFIX = os.environ.get("ASGI_COST_PREFIX", "asgi-cost")
 
 
 def _scope(path_and_query: str) -> dict:
