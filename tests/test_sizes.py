@@ -21,7 +21,8 @@ from training.config import TrainConfig
 from training.data.schema import CanonicalData
 from training.data.synthetic import generate_shop_with_truth
 from training.interactions import build_interactions
-from training.models.sizes import SizeConfig, fit_sizes, observations, size_order
+from training.models.sizes import (SizeConfig, fit_sizes, observations, pair_table,
+                                   size_order)
 from training.redis_push import push_profiles
 
 SHOP = {"seed": 7, "n_customers": 600, "n_items": 400, "days": 240}  # = conftest's shop
@@ -64,6 +65,32 @@ def test_size_orders():
     assert size_order(["petite", "tall", "regular"],
                       [["petite", "regular"], ["regular", "tall"]]) == ["petite", "regular", "tall"]
     assert size_order(["b", "a"], [["a", "b"], ["b", "a"]]) == ["b", "a"]  # a cycle: as seen
+
+
+def test_pair_table_sums_every_pair_of_a_customers_purchases():
+    """``pair_table`` aggregates per customer and size; the oracle joins purchase to purchase,
+    as the definition reads (random customers, two systems, all three kinds)."""
+    rng = np.random.default_rng(5)
+    lengths = np.array([5, 3])
+    width, rows = int(lengths.max()), 200
+    sys_ = rng.integers(0, 2, rows)
+    recent = pl.DataFrame({"user_idx": rng.integers(0, 12, rows), "sys": sys_,
+                           "pos": rng.integers(0, lengths[sys_]), "kind": rng.integers(0, 3, rows)})
+    recent = recent.with_columns(n=pl.len().over("user_idx", "sys")).filter(pl.col("n") >= 2)
+    rows0 = np.array([0, 3 * lengths[0]])
+
+    expected = np.zeros((3 * int(lengths.sum()), width))
+    purchases = recent.rows(named=True)
+    for i, a in enumerate(purchases):
+        for j, b in enumerate(purchases):
+            if i != j and b["kind"] == 0 and (a["user_idx"], a["sys"]) == (b["user_idx"], b["sys"]):
+                row = rows0[a["sys"]] + a["kind"] * lengths[a["sys"]] + a["pos"]
+                expected[row, b["pos"]] += 1.0 / (a["n"] - 1)
+
+    assert expected.sum() > 0
+    np.testing.assert_allclose(pair_table(recent, rows0, lengths, width), expected, atol=1e-12)
+    empty = recent.clear()
+    assert not pair_table(empty, rows0, lengths, width).any()
 
 
 def test_model_learns_sizes_offsets_and_orders(fitted, shop_truth):

@@ -291,17 +291,9 @@ def _fit_core(obs: pl.DataFrame, end: dt.datetime, item_system: np.ndarray,
     usable = own.filter(pl.col("kind").is_not_null())
     recent = usable.with_columns(
         k=pl.int_range(pl.len()).reverse().over("user_idx", "sys")).filter(
-        pl.col("k") < config.pair_history).drop("k").with_row_index("r")
+        pl.col("k") < config.pair_history).drop("k")
     recent = recent.with_columns(n=pl.len().over("user_idx", "sys")).filter(pl.col("n") >= 2)
-    table = np.zeros((int(kinds * lengths.sum()), width))
-    if recent.height:
-        a = recent.select("r", "user_idx", "sys", "pos", "kind", "n")
-        b = recent.filter(pl.col("kind") == 0).select("r", "user_idx", "sys", pos_b="pos")
-        pairs = a.join(b, on=["user_idx", "sys"], suffix="_b").filter(pl.col("r") != pl.col("r_b"))
-        sys_ = pairs["sys"].to_numpy()
-        np.add.at(table, (rows0[sys_] + pairs["kind"].to_numpy() * lengths[sys_]
-                          + pairs["pos"].to_numpy(), pairs["pos_b"].to_numpy()),
-                  1.0 / (pairs["n"].to_numpy() - 1))
+    table = pair_table(recent, rows0, lengths, width)
     loglik = np.zeros_like(table, dtype=np.float32)
     for s, n in enumerate(lengths):
         block = table[rows0[s]:rows0[s] + kinds * n, :n] + config.loglik_eps
@@ -314,6 +306,36 @@ def _fit_core(obs: pl.DataFrame, end: dt.datetime, item_system: np.ndarray,
             usable = usable.filter(pl.col("user_idx").is_in(profile_users.implode()))
         profiles = _evidence_profiles(usable, end, names, orders, config)
     return _Fitted(offset, prior, loglik, profiles)
+
+
+def pair_table(recent: pl.DataFrame, rows0: np.ndarray, lengths: np.ndarray,
+               width: int) -> np.ndarray:
+    """Size-pair counts for ``size_loglik``: for every ordered pair (a, b) of purchases of one
+    customer in one size system (``recent``: columns ``user_idx``, ``sys``, ``pos``, ``kind``
+    and ``n``, the customer's purchase count in that system, >= 2), b kept (kind 0) and not a
+    itself, ``1 / (n - 1)`` is added at row ``rows0[sys] + kind * lengths[sys] + pos`` of a,
+    column ``pos`` of b.
+
+    Summed per customer and distinct (kind, size) instead of joining purchase to purchase: a
+    customer's sizes are few, while the pairs of the last ``pair_history`` purchases are up to
+    its square per customer (at 20M purchases, hundreds of millions of rows).
+    """
+    table = np.zeros((int(len(KINDS) * lengths.sum()), width))
+    if not recent.height:
+        return table
+    a = recent.group_by("user_idx", "sys", "kind", "pos").agg(
+        w=(1.0 / (pl.col("n") - 1)).sum())
+    b = recent.filter(pl.col("kind") == 0).group_by("user_idx", "sys", "pos").agg(c=pl.len())
+    pairs = a.join(b, on=["user_idx", "sys"], suffix="_b")
+    sys_ = pairs["sys"].to_numpy()
+    np.add.at(table, (rows0[sys_] + pairs["kind"].to_numpy() * lengths[sys_]
+                      + pairs["pos"].to_numpy(), pairs["pos_b"].to_numpy()),
+              pairs["w"].to_numpy() * pairs["c"].to_numpy())
+    # a kept purchase is not its own pair
+    kept = recent.filter(pl.col("kind") == 0)
+    sys_, pos = kept["sys"].to_numpy(), kept["pos"].to_numpy()
+    np.add.at(table, (rows0[sys_] + pos, pos), -1.0 / (kept["n"].to_numpy() - 1))
+    return table
 
 
 def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
