@@ -328,7 +328,8 @@ def _worker_trainer(args) -> dict:
     meter = PeakMeter()
     with meter.watch("load"):
         data = canonical.load(args.data)
-    result = train(data, config, args.bundles, redis_url=args.redis_url,
+    result = train(data, config, args.bundles,
+                   redis_url=None if args.no_redis else args.redis_url,
                    redis_prefix=args.redis_prefix, publish=True, progress=False,
                    stages=Stages(watch=meter.watch))
     return {"stages": meter.stages, "version": result.version,
@@ -344,8 +345,9 @@ def _run_worker(kind: str, args, out_json: Path) -> dict:
                "--iterations", str(args.iterations), "--result", str(out_json)]
     if args.config:
         command += ["--config", str(args.config)]
-    if kind == "trainer" and args.redis_url:
-        command += ["--redis-url", args.redis_url, "--redis-prefix", args.redis_prefix]
+    if kind == "trainer":  # the worker's own --redis-url default must not apply
+        command += (["--redis-url", args.redis_url, "--redis-prefix", args.redis_prefix]
+                    if args.redis_url else ["--no-redis"])
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     result = json.loads(out_json.read_text())

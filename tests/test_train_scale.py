@@ -73,3 +73,16 @@ def test_benchmark_runs_end_to_end_and_leaves_nothing_in_redis(tmp_path, redis_u
     # the bundle it trained is the published one
     assert (out / "bundles" / "current").resolve().name == report["trainer"]["version"]
     assert pl.read_parquet(out / "data" / "purchases.parquet").height == 20_000
+
+
+def test_no_redis_pushes_nothing(tmp_path, redis_url):
+    """``--no-redis`` leaves the push out (the trainer's process once fell back to the default
+    Redis URL and pushed under the prefix ``None``)."""
+    bench = _module()
+    out = tmp_path / "scale"
+    assert bench.main(["--rows", "5000", "--customers", "500", "--items", "300",
+                       "--factors", "4", "--iterations", "1", "--out", str(out),
+                       "--redis-url", redis_url, "--no-redis"]) == 0
+    report = json.loads((out / "train_scale.json").read_text())
+    assert report["trainer"]["profiles"] == 500
+    assert report["trainer"]["profiles_pushed"] == 0
