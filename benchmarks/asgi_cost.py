@@ -109,6 +109,7 @@ def mixes(bundle: Bundle, n: int, count: int, seed: int, known_share: float) -> 
     items = [bundle.items.ids[i] for i in rng.choices(has.tolist(), k=count)]
     return {
         "bare": ["/bare"],
+        "bare_profile": [f"/bare/users/{u}" for u in user_ids],
         "recommendations": [f"/v1/users/{u}/recommendations?n={n}" for u in user_ids],
         "similar": [f"/v1/items/{i}/similar?n={n}" for i in items],
         "homepage": [f"/v1/users/{u}/homepage?n={n}" for u in user_ids],
@@ -123,12 +124,14 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         service = create_app(Settings(bundle_dir=str(args.bundle), redis_url=args.redis_url,
                                       redis_prefix=PREFIX, bundle_poll_s=0))
+        os.environ.update({bare_app.REDIS_URL_ENV: args.redis_url,
+                           bare_app.REDIS_PREFIX_ENV: PREFIX})
         bare = bare_app.create_app()
         await lifespan_start(service)
         await lifespan_start(bare)
         paths = mixes(bundle, args.n, 20_000, args.seed, args.known_share)
         for endpoint in args.endpoints:
-            app = bare if endpoint == "bare" else service
+            app = bare if endpoint.startswith("bare") else service
             await drive(app, paths[endpoint], args.requests // 5, args.concurrency)  # warm-up
             gc.collect()
             _instrument(args.callgrind, "on")
@@ -154,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", type=Path, default=Path("benchmarks/out/bundles/current"))
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    p.add_argument("--endpoints", nargs="+", default=["bare", "recommendations", "similar",
-                                                      "homepage", "size"])
+    p.add_argument("--endpoints", nargs="+", default=["bare", "bare_profile", "recommendations",
+                                                      "similar", "homepage", "size"])
     p.add_argument("--requests", type=int, default=20_000, help="requests per run")
     p.add_argument("--repeat", type=int, default=3, help="runs per endpoint; the best is shown")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight")

@@ -6,6 +6,13 @@ by the same server with the same options and worker count as ``python -m service
 measures what the framework, the server and the JSON encoding cost on this machine, so the
 service's figures can be read as a ratio that survives a noisy or different machine.
 
+``GET /bare/users/{user_id}`` is the floor of a personal page view: the same constant answer
+after the one thing every personal answer must do, reading the customer's profile through the
+service's own store (:class:`service.store.RedisProfileStore`: the coalesced, pipelined MGET of
+their keys, decoded). What any personal endpoint costs above it is the service's own work.
+It needs ``BARE_REDIS_URL`` (and ``BARE_REDIS_PREFIX``, default ``reco``) in the environment;
+without them the route answers 503.
+
 Run by ``benchmarks/load.py``; by hand::
 
     .venv/bin/python -m benchmarks.bare_app --server granian --workers 1 --port 8100
@@ -14,9 +21,20 @@ Run by ``benchmarks/load.py``; by hand::
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
 
 import msgspec
-from litestar import Litestar, get, post
+from litestar import Litestar, Request, get, post
+from litestar.exceptions import HTTPException
+from litestar.params import JSONBody, PathParameter
+
+from service.store import RedisProfileStore
+from service.store.base import StoreUnavailable
+
+REDIS_URL_ENV, REDIS_PREFIX_ENV = "BARE_REDIS_URL", "BARE_REDIS_PREFIX"
 
 # H&M-like ids (10 digits) and a score per item: the same bytes per item as a real answer.
 _ITEMS = tuple((f"{706016001 + 7919 * i:010d}", round(0.9 - 0.05 * i, 5)) for i in range(12))
@@ -61,15 +79,32 @@ class BareAccepted(msgspec.Struct):
     accepted: int
 
 
-@get("/bare")
-async def bare() -> BareAnswer:
+def _answer() -> BareAnswer:
     return BareAnswer(items=[BareItem(item_id=i, score=s, source="also_bought") for i, s in _ITEMS],
                       source="also_bought", bundle_version="20250101T000000Z-bare00",
                       item_id="0706016001")
 
 
+@get("/bare")
+async def bare() -> BareAnswer:
+    return _answer()
+
+
+@get("/bare/users/{user_id:str}")
+async def bare_profile(request: Request, user_id: Annotated[str, PathParameter()]) -> BareAnswer:
+    """``/bare`` after reading the customer's profile as the service does (see the module doc)."""
+    store: RedisProfileStore | None = request.app.state.store
+    if store is None:
+        raise HTTPException(status_code=503, detail=f"{REDIS_URL_ENV} is not set")
+    try:
+        await store.get_user(user_id)
+    except StoreUnavailable:
+        pass  # as the service: the answer comes anyway
+    return _answer()
+
+
 @post("/bare/events", status_code=200)
-async def bare_events(data: BareEvents) -> BareAccepted:
+async def bare_events(data: JSONBody[BareEvents]) -> BareAccepted:
     """The baseline of ``POST /v1/events``: decode the same body, store nothing."""
     return BareAccepted(accepted=len(data.events))
 
@@ -79,9 +114,22 @@ async def ready() -> BareReady:
     return BareReady(ready=True)
 
 
+@asynccontextmanager
+async def _profile_store(app: Litestar) -> AsyncIterator[None]:
+    url = os.environ.get(REDIS_URL_ENV)
+    app.state.store = (RedisProfileStore(url, prefix=os.environ.get(REDIS_PREFIX_ENV, "reco"))
+                       if url else None)
+    try:
+        yield
+    finally:
+        if app.state.store is not None:
+            await app.state.store.close()
+
+
 def create_app() -> Litestar:
     """The baseline app (an app factory, as the service's ``service.asgi:app_from_env``)."""
-    return Litestar(route_handlers=[bare, bare_events, ready], openapi_config=None, debug=False)
+    return Litestar(route_handlers=[bare, bare_profile, bare_events, ready],
+                    lifespan=[_profile_store], openapi_config=None, debug=False)
 
 
 def serve(server: str, host: str, port: int, workers: int) -> None:

@@ -3,7 +3,10 @@
 For each server and worker count asked for, it starts the bare app (benchmarks/bare_app.py) and
 then the service as subprocesses on free loopback ports, never both at once, and drives every
 page-view endpoint with wrk, one random path per request from a realistic id mix (customers
-with a profile, unknown customers, anonymous sessions and visitors):
+with a profile, unknown customers, anonymous sessions and visitors). Next to the bare endpoint,
+``bare_profile`` is the floor of a personal page view: the bare answer after the service's own
+profile read (benchmarks/bare_app.py); what a personal endpoint costs above it is the service's
+own work. Two modes:
 
 - closed loop (always for bare): as many requests/s as the server manages; prints requests/s,
   p50 and p99, the ratio to the bare endpoint's requests/s in the same run, errors, and the
@@ -62,9 +65,10 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hm"
 OUT = ROOT / "benchmarks" / "out"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 PREFIX = "bench"
-ENDPOINTS = ("bare", "recommendations", "similar", "homepage", "homepage_anonymous", "size",
-             "session_size")
-SERVICE_ENDPOINTS = ENDPOINTS[1:]
+ENDPOINTS = ("bare", "bare_profile", "recommendations", "similar", "homepage",
+             "homepage_anonymous", "size", "session_size")
+BARE_ENDPOINTS = ENDPOINTS[:2]  # served by benchmarks/bare_app.py
+SERVICE_ENDPOINTS = ENDPOINTS[2:]
 #: What each endpoint's probe summarises from its answers.
 PROBE_FIELDS = {"recommendations": ("source",), "similar": ("source",),
                 "homepage": ("audience",), "homepage_anonymous": ("audience", "source"),
@@ -157,7 +161,8 @@ def start(kind: str, server: str, workers: int, ctx: RunContext) -> Server:
         module_args = ["-m", "service", "serve", "--bundle", str(ctx.bundle.path),
                        "--redis-url", ctx.args.redis_url]
     module_args += ["--server", server, "--workers", str(workers)]
-    env = dict(os.environ, RECO_REDIS_PREFIX=PREFIX,
+    env = dict(os.environ, RECO_REDIS_PREFIX=PREFIX, BARE_REDIS_URL=ctx.args.redis_url,
+               BARE_REDIS_PREFIX=PREFIX,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log_path = OUT / "logs" / f"{kind}-{server}-{workers}.log"
     started = Server(module_args, python=sys.executable, cwd=ROOT, env=env, log_path=log_path)
@@ -171,7 +176,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
     fraction of bare's requests/s or None for closed loop). Bare runs first, closed loop
     before paced: the paced rates follow bare's closed-loop figure."""
     runs: list[tuple[str, str, float | None]] = []
-    for kind, endpoints in (("bare", ["bare"]), ("service", list(SERVICE_ENDPOINTS))):
+    for kind, endpoints in (("bare", list(BARE_ENDPOINTS)), ("service", list(SERVICE_ENDPOINTS))):
         endpoints = [e for e in endpoints if e in args.endpoints]
         for endpoint in endpoints:
             if kind == "bare" or not args.paced_only:

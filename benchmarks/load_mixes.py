@@ -70,8 +70,9 @@ def write_mixes(bundle: Bundle, folder: Path, *, count: int, known_share: float,
     Deterministic from ``seed``; each mix added later has its own generator (seeded from the
     seed and its name), so adding one leaves the others as they were.
 
-    - recommendations, homepage: ``known_share`` customers with a batch profile, the rest
-      random ids of the same shape that no profile has;
+    - recommendations, homepage, bare_profile (the bare app's profile read): ``known_share``
+      customers with a batch profile, the rest random ids of the same shape that no profile
+      has (the same ids for all three);
     - similar: items with neighbours or ALS factors (sold in the training window), uniformly,
       so the mmap'd neighbour rows are hit all over;
     - homepage_anonymous: the market homepage, without a market and with each of the bundle's
@@ -112,6 +113,7 @@ def write_mixes(bundle: Bundle, folder: Path, *, count: int, known_share: float,
     per_section = f"?n={min(n, MAX_PER_SECTION)}"
     lines = {
         "bare": ["/bare"],
+        "bare_profile": [f"/bare/users/{u}" for u in user_ids],
         "recommendations": [f"/v1/users/{u}/recommendations{query}" for u in user_ids],
         "similar": [f"/v1/items/{i}/similar{query}" for i in item_ids],
         "homepage": [f"/v1/users/{u}/homepage{per_section}" for u in user_ids],
@@ -131,7 +133,8 @@ def write_mixes(bundle: Bundle, folder: Path, *, count: int, known_share: float,
     customers = (f"{known_share:.0%} customers with a profile ({len(users):,} in the "
                  f"bundle), {1 - known_share:.0%} unknown ids")
     notes = [
-        (("recommendations", "homepage"), f"{customers}; {count:,} paths ({n_known:,} known)"),
+        (("recommendations", "homepage", "bare_profile"),
+         f"{customers}; {count:,} paths ({n_known:,} known)"),
         (("similar",), f"{items.size:,} of {len(ids):,} items with neighbours or sales"),
         (("homepage_anonymous",),
          f"no market and each of {len(markets) - 1} markets, uniformly" if len(markets) > 1
