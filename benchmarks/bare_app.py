@@ -21,6 +21,7 @@ Run by ``benchmarks/load.py``; by hand::
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from litestar import Litestar, Request, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody, PathParameter
 
+from service.settings import Settings
 from service.store import RedisProfileStore
 from service.store.base import StoreUnavailable
 
@@ -116,9 +118,14 @@ async def ready() -> BareReady:
 
 @asynccontextmanager
 async def _profile_store(app: Litestar) -> AsyncIterator[None]:
+    """The store as the service opens it (its default read timeout), and the collector frozen
+    after start-up as the service does."""
     url = os.environ.get(REDIS_URL_ENV)
-    app.state.store = (RedisProfileStore(url, prefix=os.environ.get(REDIS_PREFIX_ENV, "reco"))
+    app.state.store = (RedisProfileStore(url, prefix=os.environ.get(REDIS_PREFIX_ENV, "reco"),
+                                         timeout_s=Settings().redis_timeout_ms / 1000)
                        if url else None)
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
