@@ -124,9 +124,7 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         service = create_app(Settings(bundle_dir=str(args.bundle), redis_url=args.redis_url,
                                       redis_prefix=PREFIX, bundle_poll_s=0))
-        os.environ.update({bare_app.REDIS_URL_ENV: args.redis_url,
-                           bare_app.REDIS_PREFIX_ENV: PREFIX})
-        bare = bare_app.create_app()
+        bare = bare_app.create_app(redis_url=args.redis_url, redis_prefix=PREFIX)
         await lifespan_start(service)
         await lifespan_start(bare)
         paths = mixes(bundle, args.n, 20_000, args.seed, args.known_share)

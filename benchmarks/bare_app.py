@@ -10,8 +10,9 @@ service's figures can be read as a ratio that survives a noisy or different mach
 after the one thing every personal answer must do, reading the customer's profile through the
 service's own store (:class:`service.store.RedisProfileStore`: the coalesced, pipelined MGET of
 their keys, decoded). What any personal endpoint costs above it is the service's own work.
-It needs ``BARE_REDIS_URL`` (and ``BARE_REDIS_PREFIX``, default ``reco``) in the environment;
-without them the route answers 503.
+It needs a Redis: :func:`create_app`'s ``redis_url`` and ``redis_prefix``, by default
+``BARE_REDIS_URL`` and ``BARE_REDIS_PREFIX`` (default ``reco``) from the environment, which is
+how a server's workers get them; without a URL the route answers 503.
 
 Run by ``benchmarks/load.py``; by hand::
 
@@ -116,27 +117,32 @@ async def ready() -> BareReady:
     return BareReady(ready=True)
 
 
-@asynccontextmanager
-async def _profile_store(app: Litestar) -> AsyncIterator[None]:
-    """The store as the service opens it (its default read timeout), and the collector frozen
-    after start-up as the service does."""
-    url = os.environ.get(REDIS_URL_ENV)
-    app.state.store = (RedisProfileStore(url, prefix=os.environ.get(REDIS_PREFIX_ENV, "reco"),
-                                         timeout_s=Settings().redis_timeout_ms / 1000)
-                       if url else None)
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if app.state.store is not None:
-            await app.state.store.close()
+def _profile_store(url: str | None, prefix: str):
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        """The store as the service opens it (its default read timeout), and the collector
+        frozen after start-up as the service does."""
+        app.state.store = (RedisProfileStore(url, prefix=prefix,
+                                             timeout_s=Settings().redis_timeout_ms / 1000)
+                           if url else None)
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            if app.state.store is not None:
+                await app.state.store.close()
+    return lifespan
 
 
-def create_app() -> Litestar:
-    """The baseline app (an app factory, as the service's ``service.asgi:app_from_env``)."""
+def create_app(redis_url: str | None = None, redis_prefix: str | None = None) -> Litestar:
+    """The baseline app (an app factory, as the service's ``service.asgi:app_from_env``); the
+    profile floor's Redis defaults to ``BARE_REDIS_URL`` and ``BARE_REDIS_PREFIX``."""
+    url = redis_url if redis_url is not None else os.environ.get(REDIS_URL_ENV)
+    prefix = redis_prefix if redis_prefix is not None else os.environ.get(REDIS_PREFIX_ENV,
+                                                                          "reco")
     return Litestar(route_handlers=[bare, bare_profile, bare_events, ready],
-                    lifespan=[_profile_store], openapi_config=None, debug=False)
+                    lifespan=[_profile_store(url, prefix)], openapi_config=None, debug=False)
 
 
 def serve(server: str, host: str, port: int, workers: int) -> None:

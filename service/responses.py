@@ -32,7 +32,7 @@ class EncodedAnswer:
     """The ASGI response of an answer on the short path: its two messages, nothing else.
 
     Litestar only calls a handler's ASGI response; its own ``ASGIResponse`` would first build
-    a header container and set the content type and length through it (about 20,000
+    a header container and set the content type and length through it (about 43,000
     instructions per request, benchmarks/RESULTS.md). The messages are the same.
     """
 

@@ -97,8 +97,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if unknown:
             raise UnknownSettingError(unknown, known)
         raw: dict[str, str] = {}
-        for name in cls.__struct_fields__:
-            value = environ.get(ENV_PREFIX + name.upper())
+        for name, variable in zip(cls.__struct_fields__, known):
+            value = environ.get(variable)
             if value is not None and value != "":
                 raw[name] = value
         raw.update(overrides)

@@ -323,16 +323,16 @@ def pair_table(recent: pl.DataFrame, rows0: np.ndarray, lengths: np.ndarray,
     table = np.zeros((int(len(KINDS) * lengths.sum()), width))
     if not recent.height:
         return table
+    kept = recent.filter(pl.col("kind") == 0)
     a = recent.group_by("user_idx", "sys", "kind", "pos").agg(
         w=(1.0 / (pl.col("n") - 1)).sum())
-    b = recent.filter(pl.col("kind") == 0).group_by("user_idx", "sys", "pos").agg(c=pl.len())
+    b = kept.group_by("user_idx", "sys", "pos").agg(c=pl.len())
     pairs = a.join(b, on=["user_idx", "sys"], suffix="_b")
     sys_ = pairs["sys"].to_numpy()
     np.add.at(table, (rows0[sys_] + pairs["kind"].to_numpy() * lengths[sys_]
                       + pairs["pos"].to_numpy(), pairs["pos_b"].to_numpy()),
               pairs["w"].to_numpy() * pairs["c"].to_numpy())
     # a kept purchase is not its own pair
-    kept = recent.filter(pl.col("kind") == 0)
     sys_, pos = kept["sys"].to_numpy(), kept["pos"].to_numpy()
     np.add.at(table, (rows0[sys_] + pos, pos), -1.0 / (kept["n"].to_numpy() - 1))
     return table
