@@ -122,12 +122,13 @@ async def main_async(args: argparse.Namespace) -> None:
     from training.redis_push import push_profiles
     push_profiles(bundle.profile_records(), args.redis_url, prefix=PREFIX, progress=False)
     try:
+        near = {} if args.near_cache_keys is None else {"near_cache_keys": args.near_cache_keys}
         service = create_app(Settings(bundle_dir=str(args.bundle), redis_url=args.redis_url,
-                                      redis_prefix=PREFIX, bundle_poll_s=0))
+                                      redis_prefix=PREFIX, bundle_poll_s=0, **near))
         bare = bare_app.create_app(redis_url=args.redis_url, redis_prefix=PREFIX)
         await lifespan_start(service)
         await lifespan_start(bare)
-        paths = mixes(bundle, args.n, 20_000, args.seed, args.known_share)
+        paths = mixes(bundle, args.n, args.distinct, args.seed, args.known_share)
         for endpoint in args.endpoints:
             app = bare if endpoint.startswith("bare") else service
             await drive(app, paths[endpoint], args.requests // 5, args.concurrency)  # warm-up
@@ -162,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight")
     p.add_argument("--n", type=int, default=12)
     p.add_argument("--known-share", type=float, default=0.8)
+    p.add_argument("--distinct", type=int, default=20_000,
+                   help="distinct paths per endpoint, requested in turn (default 20,000: with "
+                        "fewer requests than that, every page-view read misses the near cache)")
+    p.add_argument("--near-cache-keys", type=int, default=None,
+                   help="the service's RECO_NEAR_CACHE_KEYS (0 = off; default: its default)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--callgrind", action="store_true",
                    help="switch callgrind instrumentation on around the measured runs only")

@@ -42,6 +42,7 @@ import redis
 
 from artifacts.bundle import Bundle
 from artifacts.profiles import KeyScheme
+from service.settings import Settings
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks.*`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -162,13 +163,18 @@ def start(kind: str, server: str, workers: int, ctx: RunContext) -> Server:
                        "--redis-url", ctx.args.redis_url]
     module_args += ["--server", server, "--workers", str(workers)]
     env = dict(os.environ, RECO_REDIS_PREFIX=PREFIX, BARE_REDIS_URL=ctx.args.redis_url,
-               BARE_REDIS_PREFIX=PREFIX,
+               BARE_REDIS_PREFIX=PREFIX, RECO_NEAR_CACHE_KEYS=str(near_cache_keys(ctx.args)),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log_path = OUT / "logs" / f"{kind}-{server}-{workers}.log"
     started = Server(module_args, python=sys.executable, cwd=ROOT, env=env, log_path=log_path)
     log(f"started {kind} on {server} x{workers} at port {started.port} "
         f"(log: {log_path.relative_to(ROOT)})")
     return started
+
+
+def near_cache_keys(args: argparse.Namespace) -> int:
+    """The service's near-cache size for this run: ``--near-cache-keys``, else its default."""
+    return Settings().near_cache_keys if args.near_cache_keys is None else args.near_cache_keys
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str, float | None]]:
@@ -279,6 +285,10 @@ def record(ctx: RunContext, started: dt.datetime) -> None:
         f"- machine: {machine()}",
         f"- bundle: {manifest.version} ({manifest.dataset}: {counts})",
         f"- Redis: {redacted(args.redis_url)}, prefix `{PREFIX}`",
+        (f"- service near cache: up to {near_cache_keys(args):,} values per worker "
+         f"(`RECO_NEAR_CACHE_KEYS`), {Settings().near_cache_ttl_s:g} s; column 'near-cache "
+         f"hits': share of the measured run's profile reads it answered"
+         if near_cache_keys(args) else "- service near cache: off (`RECO_NEAR_CACHE_KEYS=0`)"),
         f"- code: {commit()}",
         (f"- load: wrk on the same cores as the server; closed loop: {args.connections} "
          f"connections, {args.threads} thread(s), best of {args.repeat} by req/s{paced}; "
@@ -326,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--redis-url", default="redis://127.0.0.1:6379/0",
                    help="Redis holding the profiles under prefix 'bench' "
                         "(default: redis://127.0.0.1:6379/0)")
+    g.add_argument("--near-cache-keys", type=_bounded(int, 0, 10_000_000), default=None,
+                   help="values each service worker keeps from its page-view reads "
+                        "(RECO_NEAR_CACHE_KEYS; 0 = off; default: the service's default)")
     g.add_argument("--keep", action="store_true",
                    help="leave the 'bench:*' keys in Redis at the end (default: delete them, "
                         "also after a failure or Ctrl-C)")

@@ -53,11 +53,11 @@ TARGETS = (Target("production readiness", 0.6, 5.0),
 
 CLOSED_HEADER = ("endpoint", "server", "workers", "req/s", "p50 ms", "p99 ms", "x bare",
                  "errors", "server CPU us/req", "wrk CPU", "Redis CPU", "other CPU",
-                 "req/s of runs")
+                 "near-cache hits", "req/s of runs")
 PACED_HEADER = ("endpoint", "server", "workers", "offered", "offered req/s", "req/s", "x bare",
                 "p50 ms", "p90 ms", "p99 ms", "max ms", "service p99 ms", "late p99 ms",
                 "errors", "server CPU us/req", "wrk CPU", "Redis CPU", "other CPU",
-                "p99 of runs")
+                "near-cache hits", "p99 of runs")
 
 
 def _bare(results: list[Measurement]) -> dict[tuple[str, int], float]:
@@ -66,7 +66,8 @@ def _bare(results: list[Measurement]) -> dict[tuple[str, int], float]:
 
 def _cpu(r: Measurement) -> tuple[str, ...]:
     return (r.errors, f"{r.server_cpu_us:,.0f}", f"{r.wrk_cpu_share:.0%}",
-            f"{r.redis_cpu_share:.0%}", f"{r.other_cpu_share:.0%}")
+            f"{r.redis_cpu_share:.0%}", f"{r.other_cpu_share:.0%}",
+            "-" if r.near_cache_hits is None else f"{r.near_cache_hits:.0%}")
 
 
 def closed_rows(results: list[Measurement]) -> list[tuple[str, ...]]:

@@ -41,8 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from prometheus_client.parser import text_string_to_metric_families
+
 PACED_GRACE_S = 1.0  # paced: wrk runs on this long after the schedule ends, for the last answers
 HOST = "127.0.0.1"  # loopback only: nothing here ever loads another machine
+FLUSH_WAIT_S = 1.2  # the service's workers move their counts into /metrics once a second
 DEGRADED_MARK = b"redis unavailable"  # service/store/redis.py logs it when it starts degrading
 
 # wrk's closing hook: prints the run's figures as one JSON line the scripts parse.
@@ -263,6 +266,8 @@ class Measurement:
     late_p99_ms: float | None = None  # paced: p99 of the generator's own lateness in sending
     unfinished: int = 0  # paced: requests due in the window but not answered when wrk stopped
     runs_p99: list[float] = field(default_factory=list)  # paced: every run's p99, with --repeat
+    near_cache_hits: float | None = None  # share of the run's profile reads answered by the
+    # workers' near caches (None: the server reports none, e.g. the bare app or the cache off)
 
     @property
     def paced(self) -> bool:
@@ -541,9 +546,14 @@ def measure(load: Load, server: Server, paths_file: Path, *, endpoint: str, serv
     if load.warmup_s > 0:
         run_wrk(load, server.port, paths_file, load.warmup_s, tag + "-warmup", rate)
     log_offset = server.log_size()
+    cache_before = near_cache_reads(server.port)
     before = cpu_snapshot(server.pgid)
     raw = run_wrk(load, server.port, paths_file, load.duration_s, tag, rate)
     cpu = {k: v - before[k] for k, v in cpu_snapshot(server.pgid).items()}
+    cache_after = near_cache_reads(server.port)
+    hits = misses = 0
+    if cache_before is not None and cache_after is not None:
+        hits, misses = (a - b for a, b in zip(cache_after, cache_before))
     seconds = raw["duration_us"] / 1e6
     others = cpu["machine"] - cpu["server"] - cpu["wrk"] - cpu["redis"]
     if rate is None:
@@ -569,4 +579,30 @@ def measure(load: Load, server: Server, paths_file: Path, *, endpoint: str, serv
         degradations=server.log_count(DEGRADED_MARK, log_offset),
         server_cpu_us=cpu["server"] / max(raw["requests"], 1) * 1e6,
         wrk_cpu_share=cpu["wrk"] / seconds, redis_cpu_share=max(cpu["redis"], 0.0) / seconds,
-        other_cpu_share=max(others, 0.0) / seconds, **latency)
+        other_cpu_share=max(others, 0.0) / seconds,
+        near_cache_hits=hits / (hits + misses) if hits + misses else None, **latency)
+
+
+def near_cache_reads(port: int) -> tuple[float, float] | None:
+    """(hits, misses) of the service's near caches so far, summed over workers, from its
+    ``/metrics``; ``None`` when it reports no such counter. Waits out the workers' one-second
+    flush first, so the counts are those of the requests answered before the call."""
+    time.sleep(FLUSH_WAIT_S)
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        text = response.read().decode()
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    if response.status != 200:
+        return None
+    counts = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "reco_profile_cache_reads":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels.get("result")] = sample.value
+    return (counts.get("hit", 0.0), counts.get("miss", 0.0)) if counts else None

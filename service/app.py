@@ -23,7 +23,8 @@ from service.api.picks import PicksController
 from service.api.recommendations import RecommendationController
 from service.api.sizes import SizeController
 from service.errors import EXCEPTION_HANDLERS
-from service.metrics import instrument, metrics_endpoint, set_bundle_version
+from service.metrics import (count_near_cache, instrument, metrics_endpoint,
+                             set_bundle_version)
 from service.picks import PicksConfig
 from service.reload import BundleReloader, Serving
 from service.responses import AnswerResponse
@@ -37,8 +38,13 @@ def _open_store(settings: Settings, bundle: Bundle) -> ProfileStore:
     if settings.redis_url:  # a single server, or a Redis Cluster for a redis+cluster:// URL
         redis_store = RedisProfileStore(settings.redis_url, prefix=settings.redis_prefix,
                                         timeout_s=settings.redis_timeout_ms / 1000,
-                                        retry_after_s=settings.redis_retry_after_s)
-        log.info("profile store: %s (prefix %r)", redis_store.name, settings.redis_prefix)
+                                        retry_after_s=settings.redis_retry_after_s,
+                                        near_cache_keys=settings.near_cache_keys,
+                                        near_cache_ttl_s=settings.near_cache_ttl_s)
+        near = redis_store.near
+        log.info("profile store: %s (prefix %r); near cache: %s", redis_store.name,
+                 settings.redis_prefix, f"up to {near.capacity} values, {near.ttl_s:g} s"
+                 if near is not None else "off")
         return redis_store
     store = MemoryProfileStore(bundle.profile_records(), prefix=settings.redis_prefix)
     log.warning("RECO_REDIS_URL is not set: using the embedded in-process profile store with "
@@ -64,6 +70,8 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
             log.critical("not starting: bundle refused: %s", exc)
             raise
         profile_store = store if store is not None else _open_store(settings, loaded)
+        if getattr(profile_store, "near", None) is not None:
+            count_near_cache(profile_store.near)
         picks = PicksConfig.load(settings.picks_config)
         serving = Serving.build(loaded, profile_store, settings, picks)
         # the reloader installs the services on app.state and hot-swaps them for a new bundle

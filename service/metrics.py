@@ -17,6 +17,9 @@ Metrics (prometheus-client; names are the contract with dashboards and alerts):
   before (:func:`set_bundle_version`; with several workers, the max over live workers).
 - ``reco_redis_errors_total{op}``: failed Redis calls, ``op`` = ``read`` or ``write``
   (:data:`REDIS_ERRORS_TOTAL`, counted by the profile store).
+- ``reco_profile_cache_reads_total{result}``: page-view reads of a customer's or session's
+  values answered by the worker's near cache (``hit``) or sent to Redis (``miss``); counted
+  by :class:`service.store.near_cache.NearCache` (:func:`count_near_cache`).
 
 Like loggers, the metric objects are process-wide (prometheus-client keeps them per process,
 and in multiprocess mode in one file per process). Under several server workers
@@ -39,6 +42,7 @@ import glob
 import logging
 import os
 import time
+import weakref
 from bisect import bisect_left
 
 from litestar import Litestar, Request, Response, get
@@ -84,6 +88,10 @@ BUNDLE_INFO = Gauge(
 REDIS_ERRORS_TOTAL = Counter(
     "reco_redis_errors_total", "Redis calls that failed (errors, timeouts, refused connections).",
     ["op"])
+PROFILE_CACHE_READS = Counter(
+    "reco_profile_cache_reads_total",
+    "Page-view reads answered by the worker's near cache (hit) or sent to Redis (miss).",
+    ["result"])
 
 log = logging.getLogger(__name__)
 _bundle_versions: set[str] = set()  # versions this process has reported, to zero the old ones
@@ -146,10 +154,25 @@ _routes: list[_Route] = []  # every route accumulator of this process, for flush
 _flushing: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
 
 
+_near_caches: weakref.WeakSet = weakref.WeakSet()  # whose hit and miss counts flush() moves
+
+
+def count_near_cache(cache) -> None:
+    """Report ``cache``'s hits and misses (a :class:`~service.store.near_cache.NearCache`,
+    which counts in plain numbers) in ``reco_profile_cache_reads_total`` from now on."""
+    _near_caches.add(cache)
+
+
 def flush() -> None:
     """Move what the requests of this process observed into the metrics (for exposition)."""
     for route in _routes:
         route.flush()
+    for cache in _near_caches:
+        hits, misses = cache.take_counts()
+        if hits:
+            PROFILE_CACHE_READS.labels("hit").inc(hits)
+        if misses:
+            PROFILE_CACHE_READS.labels("miss").inc(misses)
 
 
 def _flush_every_second(loop: asyncio.AbstractEventLoop) -> None:

@@ -52,6 +52,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     loaded machine while Redis is fine."""
     redis_retry_after_s: Annotated[float, Meta(ge=0, le=600)] = 1.0
     """After a Redis failure, skip Redis for this long (answers are marked degraded)."""
+    near_cache_keys: Annotated[int, Meta(ge=0, le=10_000_000)] = 100_000
+    """Page-view values (three per customer) each worker keeps after reading them from a
+    single Redis server, dropped when Redis reports a change (client tracking); 0 turns the
+    cache off. A Redis Cluster is always read directly."""
+    near_cache_ttl_s: Annotated[float, Meta(gt=0, le=86_400)] = 60.0
+    """A kept value is read from Redis again at the latest this long after it was read."""
     default_market: str | None = None
     """Market for requests that name none and customers whose profile has none."""
     verify_bundle: bool = True

@@ -69,10 +69,14 @@ async def test_redis_stopped_under_load_degrades_then_recovers(own_redis, demo_b
         try:
             await load.until(_personal, at_least=20, what="personal answers with Redis up")
             own_redis.kill()
+            # Until the service has seen its connections close, it may still answer from
+            # what its near cache read while Redis was up (valid: nothing can change in a
+            # stopped Redis). Those answers are only required to be 200s.
+            load.phase = "stopping"
+            down_ready = await client.get("/ready")
             load.phase = "down"
             await load.until(lambda o: o.phase == o.done == "down", at_least=200,
                              what="answers with Redis stopped")
-            down_ready = await client.get("/ready")
             own_redis.start()
             load.phase = "back"
             await load.until(lambda o: o.phase == "back" and _personal(o), at_least=20,
@@ -84,7 +88,8 @@ async def test_redis_stopped_under_load_degrades_then_recovers(own_redis, demo_b
     failed = [(o.path, o.status, o.body) for o in outcomes if o.status != 200]
     assert not failed, f"{len(failed)} failed page views, e.g. {failed[:3]}"
     up = [o for o in outcomes if o.done == "up"]  # sent and answered before the kill
-    down = [o for o in outcomes if o.phase == o.done == "down"]  # sent and answered meanwhile
+    # sent once the service had answered /ready without Redis, and answered before it returned
+    down = [o for o in outcomes if o.phase == o.done == "down"]
     assert up and not any(o.body["degraded"] for o in up), "Redis up: nothing degraded"
     not_marked = [(o.path, o.body) for o in down if o.body["degraded"] is not True]
     assert not not_marked, f"answers without Redis must say degraded: {not_marked[:2]}"

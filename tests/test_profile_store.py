@@ -1,5 +1,6 @@
-"""One contract suite for every profile store backend: the embedded store, real Redis, and a
-real Redis Cluster of 3 masters (``redis_cluster_url``: started locally for the session)."""
+"""One contract suite for every profile store backend: the embedded store, real Redis (with and
+without the near cache of page-view reads), and a real Redis Cluster of 3 masters
+(``redis_cluster_url``: started locally for the session)."""
 
 import asyncio
 
@@ -17,19 +18,20 @@ REDIS_BACKENDS = ["redis", "redis-cluster"]
 
 def _redis_backend(request, backend: str) -> tuple[str, str]:
     """(url, per-test prefix) of a real single server or cluster."""
-    if backend == "redis":
+    if backend in ("redis", "redis-near"):
         return request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
     return (request.getfixturevalue("redis_cluster_url"),
             request.getfixturevalue("redis_cluster_prefix"))
 
 
-@pytest.fixture(params=["memory", *REDIS_BACKENDS])
+@pytest.fixture(params=["memory", "redis-near", *REDIS_BACKENDS])
 async def store(request):
     if request.param == "memory":
         yield MemoryProfileStore(prefix="contract")
         return
     url, prefix = _redis_backend(request, request.param)
-    s = RedisProfileStore(url, prefix=prefix, timeout_s=1.0)
+    near = 1000 if request.param == "redis-near" else 0
+    s = RedisProfileStore(url, prefix=prefix, timeout_s=1.0, near_cache_keys=near)
     yield s
     await s.close()
 
@@ -125,6 +127,26 @@ async def test_update_live_many_subjects_and_sessions_at_once(store):
     assert [v.item_id for v in (await store.get_session("s1")).viewed] == ["i3", "i1"]
     assert (await store.get_user("u4")).live is None
     assert await store.get_session("nobody") is None
+
+
+async def test_every_read_sees_the_writes_before_it(store):
+    """Read, write, read again, for each kind of write: no read answers an older value (the
+    near cache of page-view reads must not, on the process that wrote)."""
+    keys = store.keys
+    assert await store.get_user("rw") == (None, None, None)
+    assert await store.get_session("rw-s") is None
+    await store.put_batch("rw", PROFILE)
+    assert (await store.get_user("rw")).batch == PROFILE
+    await store.update_live({keys.live("rw"): _viewed("i1"), keys.session("rw-s"): _viewed("i2")},
+                            {keys.live("rw"): DAY, keys.session("rw-s"): DAY})
+    assert [v.item_id for v in (await store.get_user("rw")).live.viewed] == ["i1"]
+    assert [v.item_id for v in (await store.get_session("rw-s")).viewed] == ["i2"]
+    await store.put_sent({"rw": SENT}, ttl_s=DAY)
+    assert (await store.get_user("rw")).sent == SENT
+    await store.put_batch("rw", BatchProfile(bundle_version="v2"))
+    assert (await store.get_user("rw")).batch.bundle_version == "v2"
+    await store.erase_user("rw", now=1.0)
+    assert await store.get_user("rw") == (None, None, None)
 
 
 async def test_concurrent_live_writers_all_land(store):

@@ -14,16 +14,25 @@ or ``None``) in order, or raises a redis-py ``ConnectionError``, ``TimeoutError`
 connection is closed (replies of other batches on it fail too) and the next call opens a new
 one. It serves plain TCP servers; the store keeps redis-py for TLS, Unix sockets and clusters
 (:meth:`PipelinedReader.supports`).
+
+With a :class:`~service.store.near_cache.NearCache`, the reader opens a second connection that
+subscribes to Redis's invalidation channel, and turns on client tracking on its own connection
+with that one as the target (``CLIENT TRACKING ON REDIRECT <id>``), before any read. The two are
+one link: when either is lost or times out, both are closed and the cache is emptied and off
+until the next call opens a new link.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 
 import hiredis
 from redis.asyncio.connection import Connection
 from redis import exceptions as redis_errors
+
+from service.store.near_cache import NearCache
 
 _Batch = tuple[int, list, asyncio.Future]  # replies expected, replies so far, waiter
 FEED_BYTES = 4096
@@ -44,6 +53,7 @@ class _Replies(asyncio.Protocol):
         self.batches: deque[_Batch] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.on_lost: list = []  # called once when the connection is lost
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -83,6 +93,9 @@ class _Replies(asyncio.Protocol):
             waiter = self.batches.popleft()[2]
             if not waiter.done():
                 waiter.set_exception(error)
+        callbacks, self.on_lost = self.on_lost, []
+        for callback in callbacks:
+            callback()
 
     def send(self, payload: bytes, expected: int) -> asyncio.Future:
         waiter = asyncio.get_running_loop().create_future()
@@ -91,15 +104,40 @@ class _Replies(asyncio.Protocol):
         return waiter
 
 
+class _Invalidations(_Replies):
+    """The connection Redis sends invalidation messages to: after its set-up replies, every
+    message names keys that changed (``None``: the database was flushed)."""
+
+    def __init__(self, near: NearCache) -> None:
+        super().__init__()
+        self.near = near
+
+    def _complete(self) -> None:
+        super()._complete()
+        if self.batches:
+            return
+        reader, near = self.reader, self.near
+        while (message := reader.gets()) is not False:
+            # RESP2 pub/sub: [b"message", b"__redis__:invalidate", [key, ...] or None]
+            if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
+                keys = message[2]
+                if keys is None:
+                    near.clear()
+                else:
+                    near.invalidate([key.decode() for key in keys])
+
+
 class PipelinedReader:
     """MGETs for page views on one connection; see the module docstring."""
 
     def __init__(self, *, host: str, port: int, db: int = 0, username: str | None = None,
-                 password: str | None = None, timeout_s: float):
+                 password: str | None = None, timeout_s: float, near: NearCache | None = None):
         self.host, self.port, self.db = host, port, db
         self.username, self.password = username, password
         self.timeout_s = timeout_s
+        self.near = near
         self._replies: _Replies | None = None
+        self._invalidations: _Invalidations | None = None
         self._connecting: asyncio.Future | None = None
 
     @staticmethod
@@ -108,11 +146,12 @@ class PipelinedReader:
         return pool.connection_class is Connection and "host" in pool.connection_kwargs
 
     @classmethod
-    def for_pool(cls, pool, *, timeout_s: float) -> PipelinedReader:
+    def for_pool(cls, pool, *, timeout_s: float, near: NearCache | None = None
+                 ) -> PipelinedReader:
         kw = pool.connection_kwargs
         return cls(host=kw["host"], port=kw.get("port", 6379), db=kw.get("db", 0) or 0,
                    username=kw.get("username"), password=kw.get("password"),
-                   timeout_s=timeout_s)
+                   timeout_s=timeout_s, near=near)
 
     async def _connection(self) -> _Replies:
         replies = self._replies
@@ -126,36 +165,74 @@ class PipelinedReader:
             if self._connecting is not None and self._connecting.done():
                 self._connecting = None
 
-    async def _connect(self) -> _Replies:
+    async def _open(self, protocol: type[_Replies] | functools.partial, setup: list[bytes]
+                    ) -> tuple[_Replies, list]:
+        """A connection of ``protocol`` that has answered ``setup`` without an error."""
         loop = asyncio.get_running_loop()
+        _, replies = await loop.create_connection(protocol, self.host, self.port)
+        if self.password:
+            setup = [pack("AUTH", *filter(None, (self.username, self.password))), *setup]
+        answers = await replies.send(b"".join(setup), len(setup)) if setup else []
+        errors = [a for a in answers if isinstance(a, Exception)]
+        if errors:
+            replies.close()
+            raise redis_errors.ConnectionError(f"redis refused the connection set-up: {errors[0]}")
+        return replies, answers
+
+    async def _connect(self) -> _Replies:
+        near = self.near
+        setup = [pack("SELECT", str(self.db))] if self.db else []
+        invalidations = None
         try:
             async with asyncio.timeout(self.timeout_s):
-                _, replies = await loop.create_connection(_Replies, self.host, self.port)
-                setup = []
-                if self.password:
-                    setup.append(pack("AUTH", *filter(None, (self.username, self.password))))
-                if self.db:
-                    setup.append(pack("SELECT", str(self.db)))
-                if setup:
-                    answers = await replies.send(b"".join(setup), len(setup))
-                    errors = [a for a in answers if isinstance(a, Exception)]
-                    if errors:
-                        replies.close()
-                        raise redis_errors.ConnectionError(
-                            f"redis refused the connection set-up: {errors[0]}")
+                if near is not None:
+                    invalidations, answers = await self._open(
+                        functools.partial(_Invalidations, near),
+                        [pack("CLIENT", "ID"), pack("SUBSCRIBE", "__redis__:invalidate")])
+                    setup.append(pack("CLIENT", "TRACKING", "ON", "REDIRECT", str(answers[-2])))
+                replies, _ = await self._open(_Replies, setup)
         except TimeoutError as exc:  # asyncio's, the built-in one
+            if invalidations is not None:
+                invalidations.close()
             raise redis_errors.TimeoutError(
                 f"connecting to redis took over {self.timeout_s} s") from exc
         except OSError as exc:
+            if invalidations is not None:
+                invalidations.close()
             raise redis_errors.ConnectionError(
                 f"cannot connect to redis at {self.host}:{self.port}: {exc}") from exc
-        self._replies = replies
+        except BaseException:
+            if invalidations is not None:
+                invalidations.close()
+            raise
+        self._replies, self._invalidations = replies, invalidations
+        if invalidations is not None:
+            def unlink() -> None:  # either connection lost: close both; empty the cache
+                replies.close()
+                invalidations.close()
+                if self._invalidations is invalidations:  # still the current link
+                    near.enabled = False
+                    near.clear()
+
+            replies.on_lost.append(unlink)
+            invalidations.on_lost.append(unlink)
+            if replies.lost or invalidations.lost:
+                unlink()
+                raise redis_errors.ConnectionError("redis closed a new connection")
+            near.clear()
+            near.enabled = True
         return replies
 
     async def mget_many(self, key_lists: list[list[str]]) -> list[list[bytes | None]]:
         replies = await self._connection()
+        near = self.near
+        epoch = 0
+        if near is not None:
+            for keys in key_lists:
+                epoch = near.begin(keys)
         waiter = replies.send(b"".join(pack("MGET", *keys) for keys in key_lists),
                               len(key_lists))
+        answers = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 answers = await waiter
@@ -163,12 +240,21 @@ class PipelinedReader:
             replies.close()  # its other replies would come out of step
             raise redis_errors.TimeoutError(
                 f"redis did not answer within {self.timeout_s} s") from exc
+        finally:
+            if near is not None:
+                failed = answers is None or any(isinstance(a, Exception) for a in answers)
+                for i, keys in enumerate(key_lists):
+                    near.fill(keys, None if failed else answers[i], epoch)
         for answer in answers:
             if isinstance(answer, Exception):
                 raise redis_errors.ResponseError(str(answer))
         return answers
 
     async def close(self) -> None:
-        if self._replies is not None:
-            self._replies.close()
-        self._replies = None
+        if self.near is not None:
+            self.near.enabled = False
+            self.near.clear()
+        for connection in (self._replies, self._invalidations):
+            if connection is not None:
+                connection.close()
+        self._replies = self._invalidations = None

@@ -39,6 +39,7 @@ from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, Sen
                                 decode_batch, decode_live, decode_sent)
 from service.metrics import REDIS_ERRORS_TOTAL
 from service.store.base import LiveMutation, StoreUnavailable, UserRecord
+from service.store.near_cache import NearCache
 from service.store.pipelined import PipelinedReader
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,11 @@ class RedisProfileStore:
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "reco", timeout_s: float = 0.05,
-                 write_timeout_s: float = 2.0, retry_after_s: float = 1.0):
+                 write_timeout_s: float = 2.0, retry_after_s: float = 1.0,
+                 near_cache_keys: int = 0, near_cache_ttl_s: float = 60.0):
+        """``near_cache_keys`` > 0 keeps up to that many page-view values in the process,
+        kept correct by Redis's invalidation messages (:mod:`service.store.near_cache`); a
+        single server only (a cluster's reads all go to Redis)."""
         self.keys = KeyScheme(prefix)
         self.cluster = cluster_seed_url(url) is not None
         if self.cluster:
@@ -178,8 +183,11 @@ class RedisProfileStore:
         self._down_until = 0.0
         self._cas_sha: str | None = None
         pool = None if self.cluster else self.client.connection_pool
-        self._fast = (PipelinedReader.for_pool(pool, timeout_s=timeout_s)
-                      if pool is not None and PipelinedReader.supports(pool) else None)
+        fast = pool is not None and PipelinedReader.supports(pool)
+        self.near = (NearCache(near_cache_keys, near_cache_ttl_s)
+                     if fast and near_cache_keys > 0 else None)
+        self._fast = (PipelinedReader.for_pool(pool, timeout_s=timeout_s, near=self.near)
+                      if fast else None)
         self._reads = _ReadCoalescer(self.client, self._fast)
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -212,8 +220,17 @@ class RedisProfileStore:
         raw = await self._call(lambda: self.client.get(self.keys.batch(user_id)))
         return _decode(raw, decode_batch)
 
+    def _forget(self, keys: Sequence[str]) -> None:
+        """This process wrote ``keys``: its next read of them goes to Redis (Redis's own
+        invalidation message may come after that read)."""
+        if self.near is not None:
+            self.near.invalidate(keys)
+
     async def get_user(self, user_id: str) -> UserRecord:
-        raw = await self._call(lambda: self._reads.mget(self.keys.user_keys(user_id)))
+        keys = self.keys.user_keys(user_id)
+        raw = self.near.get(keys) if self.near is not None else None
+        if raw is None:
+            raw = await self._call(lambda: self._reads.mget(keys))
         return UserRecord(_decode(raw[0], decode_batch), _decode(raw[1], decode_live),
                           _decode(raw[2], decode_sent))
 
@@ -230,13 +247,27 @@ class RedisProfileStore:
 
     async def get_session(self, session_id: str) -> LiveState | None:
         # a page view (the size for an anonymous visitor): coalesced like a customer's read
-        raw = await self._call(lambda: self._reads.mget([self.keys.session(session_id)]))
+        keys = [self.keys.session(session_id)]
+        raw = self.near.get(keys) if self.near is not None else None
+        if raw is None:
+            raw = await self._call(lambda: self._reads.mget(keys))
         return _decode(raw[0], decode_live)
 
     async def put_batch(self, user_id: str, profile: BatchProfile) -> None:
-        await self._call(lambda: self.client.set(self.keys.batch(user_id), ENCODER.encode(profile)))
+        try:
+            await self._call(lambda: self.client.set(self.keys.batch(user_id),
+                                                     ENCODER.encode(profile)))
+        finally:
+            self._forget([self.keys.batch(user_id)])
 
     async def update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]) -> None:
+        try:
+            await self._update_live(mutations, ttl_s)
+        finally:
+            self._forget(list(mutations))
+
+    async def _update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]
+                           ) -> None:
         pending = dict(mutations)
         for _ in range(MAX_CAS_ROUNDS):
             if not pending:
@@ -286,15 +317,27 @@ class RedisProfileStore:
             return await pipe.execute()
 
         if logs:
-            await self._write(write)
+            try:
+                await self._write(write)
+            finally:
+                self._forget([self.keys.sent(user_id) for user_id in logs])
 
     async def erase_user(self, user_id: str, now: float) -> int:
+        try:
+            return await self._erase_user(user_id, now)
+        finally:
+            self._forget(self.keys.user_keys(user_id))
+
+    async def _erase_user(self, user_id: str, now: float) -> int:
         w = self.writer
         live = _decode(await self._write(lambda: w.get(self.keys.live(user_id))), decode_live)
         deleted = await self._write(lambda: w.delete(*self.keys.user_keys(user_id)))
         for session_id in live.sessions if live else []:
             key = self.keys.session(session_id)
-            deleted += await self._write(lambda k=key: w.delete(k))
+            try:
+                deleted += await self._write(lambda k=key: w.delete(k))
+            finally:
+                self._forget([key])
         await self._write(lambda: w.zadd(self.keys.erasures(), {user_id: now}))
         return int(deleted)
 

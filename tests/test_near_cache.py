@@ -1,0 +1,221 @@
+"""The near cache of page-view reads: its bookkeeping on its own, and with a real Redis, whose
+invalidation messages must reach it for writes by other clients, expiry, flushes and lost
+connections."""
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from artifacts.profiles import ENCODER, BatchProfile
+from service.store import RedisProfileStore
+from service.store.near_cache import NearCache
+from service.store.pipelined import _Invalidations
+
+KEYS = ["k:batch", "k:live", "k:sent"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _cache(capacity: int = 10, ttl_s: float = 60.0, clock=None) -> NearCache:
+    cache = NearCache(capacity, ttl_s, clock=clock or Clock())
+    cache.enabled = True
+    return cache
+
+
+def _read(cache: NearCache, keys, values) -> None:
+    """One read of ``keys`` that answers ``values``, with nothing in between."""
+    cache.fill(keys, values, cache.begin(keys))
+
+
+def test_a_read_is_kept_and_answers_all_its_keys():
+    cache = _cache()
+    assert cache.get(KEYS) is None
+    _read(cache, KEYS, [b"b", None, None])
+    assert cache.get(KEYS) == [b"b", None, None]
+    assert cache.get(["k:batch", "other"]) is None  # every key must be held
+    assert cache.take_counts() == (1, 2) and cache.take_counts() == (0, 0)
+
+
+def test_an_invalidation_drops_the_key():
+    cache = _cache()
+    _read(cache, KEYS, [b"b", None, None])
+    cache.invalidate(["k:live"])
+    assert cache.get(KEYS) is None
+    assert cache.get(["k:batch"]) == [b"b"]
+
+
+def test_an_invalidation_that_overtakes_a_reply_is_not_undone_by_it():
+    """Redis may send the invalidation (its own connection) before the reply it concerns is
+    read: the reply, possibly older than the write, must not be kept."""
+    cache = _cache()
+    epoch = cache.begin(KEYS)
+    cache.invalidate(["k:batch"])
+    cache.fill(KEYS, [b"old", None, None], epoch)
+    assert cache.get(["k:batch"]) is None
+    assert cache.get(["k:live", "k:sent"]) == [None, None]  # not invalidated: kept
+    _read(cache, KEYS, [b"new", None, None])  # the next read is kept again
+    assert cache.get(["k:batch"]) == [b"new"]
+
+
+def test_two_reads_in_flight_and_an_invalidation_keep_neither():
+    cache = _cache()
+    first = cache.begin(["k"])
+    second = cache.begin(["k"])
+    cache.invalidate(["k"])
+    cache.fill(["k"], [b"1"], first)
+    cache.fill(["k"], [b"2"], second)
+    assert cache.get(["k"]) is None
+    _read(cache, ["k"], [b"3"])
+    assert cache.get(["k"]) == [b"3"]
+
+
+def test_reads_from_before_a_clear_and_failed_reads_are_not_kept():
+    cache = _cache()
+    _read(cache, ["a"], [b"1"])
+    epoch = cache.begin(["b"])
+    cache.clear()
+    cache.fill(["b"], [b"2"], epoch)
+    assert len(cache) == 0 and cache.get(["a"]) is None and cache.get(["b"]) is None
+    cache.fill(["c"], None, cache.begin(["c"]))
+    assert len(cache) == 0
+
+
+def test_off_answers_nothing_and_keeps_nothing():
+    cache = _cache()
+    cache.enabled = False
+    _read(cache, ["a"], [b"1"])
+    assert len(cache) == 0
+    assert cache.get(["a"]) is None and cache.take_counts() == (0, 0)
+
+
+def test_values_expire_after_the_ttl():
+    clock = Clock()
+    cache = _cache(ttl_s=5.0, clock=clock)
+    _read(cache, ["a"], [b"1"])
+    clock.now += 4.9
+    assert cache.get(["a"]) == [b"1"]
+    clock.now += 0.2
+    assert cache.get(["a"]) is None
+
+
+def test_the_oldest_read_goes_first_at_capacity():
+    cache = _cache(capacity=3)
+    for key in "abc":
+        _read(cache, [key], [key.encode()])
+    _read(cache, ["a"], [b"a2"])  # read again: now the newest
+    _read(cache, ["d"], [b"d"])
+    assert len(cache) == 3
+    assert cache.get(["b"]) is None
+    assert cache.get(["a", "c", "d"]) == [b"a2", b"c", b"d"]
+
+
+def test_invalidation_messages_name_keys_or_flush_everything():
+    """What Redis sends on the invalidation channel (RESP2 pub/sub), through the real parser."""
+    cache = _cache()
+    _read(cache, ["a", "b", "c"], [b"1", b"2", b"3"])
+    link = _Invalidations(cache)
+    link.data_received(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+                       b"*2\r\n$1\r\na\r\n$1\r\nb\r\n")
+    assert cache.get(["a"]) is None and cache.get(["b"]) is None and cache.get(["c"]) == [b"3"]
+    link.data_received(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*-1\r\n")
+    assert len(cache) == 0  # FLUSHDB / FLUSHALL: everything
+
+
+def test_a_cache_needs_room_and_a_ttl():
+    with pytest.raises(ValueError):
+        NearCache(0, 10.0)
+    with pytest.raises(ValueError):
+        NearCache(10, 0.0)
+
+
+# -- with a real Redis ------------------------------------------------------------------------
+
+async def _eventually(condition, timeout_s: float = 5.0) -> None:
+    """Poll until ``condition()`` holds (the invalidation travels on its own connection)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "Redis's invalidation never came"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def stores(redis_url, redis_prefix):
+    """(a store with a near cache, a plain client writing behind its back)."""
+    store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0, near_cache_keys=100)
+    other = aioredis.Redis.from_url(redis_url)
+    yield store, other
+    await store.close()
+    await other.aclose()
+
+
+def _profile(version: str) -> bytes:
+    return ENCODER.encode(BatchProfile(bundle_version=version))
+
+
+async def test_redis_a_second_read_is_answered_in_process(stores):
+    store, other = stores
+    await other.set(store.keys.batch("u"), _profile("a"))
+    assert (await store.get_user("u")).batch.bundle_version == "a"
+    hits = store.near.hits
+    assert (await store.get_user("u")).batch.bundle_version == "a"
+    assert store.near.hits == hits + 1
+
+
+async def test_redis_another_clients_write_reaches_the_cache(stores):
+    store, other = stores
+    key = store.keys.batch("u")
+    await other.set(key, _profile("a"))
+    await store.get_user("u")
+    await store.get_session("s")
+    assert store.near.get([key]) == [_profile("a")]
+    await other.set(key, _profile("b"))
+    await _eventually(lambda: store.near.get([key]) is None)
+    assert (await store.get_user("u")).batch.bundle_version == "b"
+    # a key that did not exist when it was read is tracked too
+    await other.set(store.keys.session("s"), b"\x91\x90")
+    await _eventually(lambda: store.near.get([store.keys.session("s")]) is None)
+
+
+async def test_redis_expiry_reaches_the_cache(stores):
+    store, other = stores
+    key = store.keys.batch("u")
+    await other.set(key, _profile("a"), px=200)
+    await store.get_user("u")
+    assert store.near.get([key]) is not None
+    # an expired key is deleted when touched or by Redis's active expiry; either invalidates
+    await _eventually(lambda: store.near.get([key]) is None)
+    assert (await store.get_user("u")).batch is None
+
+
+async def test_redis_a_lost_link_empties_the_cache_and_a_new_one_tracks_again(stores):
+    store, other = stores
+    key = store.keys.batch("u")
+    await other.set(key, _profile("a"))
+    await store.get_user("u")
+    assert store.near.enabled and len(store.near) == 3
+    # kill this store's reading connection (its invalidation connection goes with it)
+    host, port = store._fast._replies.transport.get_extra_info("sockname")[:2]
+    mine = [c for c in await other.client_list() if c["addr"] == f"{host}:{port}"]
+    assert len(mine) == 1 and "t" in mine[0]["flags"], "the reader should have tracking on"
+    await other.client_kill_filter(_id=mine[0]["id"])
+    await _eventually(lambda: not store.near.enabled and len(store.near) == 0)
+    await other.set(key, _profile("b"))
+    record = None
+    for _ in range(50):  # the first read after the loss may meet the closed link
+        try:
+            record = await store.get_user("u")
+            break
+        except Exception:
+            await asyncio.sleep(0.05)
+    assert record is not None and record.batch.bundle_version == "b"
+    assert store.near.enabled
+    await other.set(key, _profile("c"))
+    await _eventually(lambda: store.near.get([key]) is None)
+    assert (await store.get_user("u")).batch.bundle_version == "c"
