@@ -14,6 +14,11 @@ Needs a Redis; the bundle's profiles are written under the prefix ``asgi-cost`` 
 one run's clean-up would otherwise delete the other's profiles mid-run, and its known customers
 would be measured as unknown ones.
 
+The service runs with its near cache of page-view reads (``service/store/near_cache.py``) at
+its default size. Paths are requested in turn from ``--distinct`` of them (20,000): with fewer
+requests than that per run, every read misses the cache and goes to Redis; ``--distinct 300``
+measures hits, ``--near-cache-keys 0`` the service without the cache.
+
 Instructions instead of seconds (repeatable whatever else the machine does): run it under
 callgrind with instrumentation off at start and ``--callgrind``, which switches it on around the
 measured runs only (one endpoint per run: the total is then that endpoint's)::

@@ -26,6 +26,7 @@ from service.errors import EXCEPTION_HANDLERS
 from service.metrics import (count_near_cache, instrument, metrics_endpoint,
                              set_bundle_version)
 from service.picks import PicksConfig
+from service.fast_routes import FastRoutes
 from service.reload import BundleReloader, Serving
 from service.responses import AnswerResponse
 from service.settings import Settings
@@ -115,4 +116,5 @@ def create_app(settings: Settings | None = None, *, bundle: Bundle | None = None
         logging_config=None,  # logging is configured once by the entry point (service.cli)
         debug=False,
     )
+    app.asgi_handler = FastRoutes(app.asgi_handler, app)  # the hot page views' short path
     return instrument(app, access_log=settings.access_log) if settings.metrics else app

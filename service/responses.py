@@ -49,21 +49,32 @@ class EncodedAnswer:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+_answers: dict[type, bool] = {}
+"""Per content type: is it an answer (a Struct with ``degraded`` and ``source``)?"""
+
+
+def is_answer(kind: type) -> bool:
+    """Whether ``kind`` is a page-view answer: a Struct with ``degraded`` and ``source``."""
+    answer = _answers.get(kind)
+    if answer is None:
+        fields = getattr(kind, "__struct_fields__", ())
+        answer = _answers[kind] = "degraded" in fields and "source" in fields
+    return answer
+
+
+def answer_body(content: Any) -> bytes | None:
+    """The JSON body of a page-view answer as :class:`AnswerResponse` sends it, or ``None``
+    when ``content`` is no answer (for :mod:`service.fast_routes`)."""
+    return _ENCODER.encode(content) if is_answer(type(content)) else None
+
+
 class AnswerResponse(Response):
     """Litestar's response, with the short path for answers described in the module doc."""
-
-    _answers: dict[type, bool] = {}
-    """Per content type: is it an answer (a Struct with ``degraded`` and ``source``)?"""
 
     def __init__(self, content: Any, *, background=None, cookies=None, encoding: str = "utf-8",
                  headers=None, media_type=None, status_code: int | None = None,
                  type_encoders=None) -> None:
-        kind = type(content)
-        answer = self._answers.get(kind)
-        if answer is None:
-            fields = getattr(kind, "__struct_fields__", ())
-            answer = self._answers[kind] = "degraded" in fields and "source" in fields
-        if answer and background is None and not cookies and not headers \
+        if is_answer(type(content)) and background is None and not cookies and not headers \
                 and not type_encoders and media_type in (None, JSON):
             # all Response.__init__ would set, without its copies and merges
             self.content, self.background, self.cookies, self.headers = content, None, [], {}
@@ -78,7 +89,7 @@ class AnswerResponse(Response):
 
     def to_asgi_response(self, app, request, *, background=None, cookies=None,
                          encoded_headers=None, headers=None, **kwargs):  # type: ignore[override]
-        if self._short or self._answers.get(type(self.content)):
+        if self._short or is_answer(type(self.content)):
             request.scope[ANSWER_SCOPE_KEY] = self.content  # type: ignore[literal-required]
         if self._short and not (background or cookies or encoded_headers or headers
                                 or self.headers or self.cookies

@@ -3,6 +3,7 @@ invalidation messages must reach it for writes by other clients, expiry, flushes
 connections."""
 
 import asyncio
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -219,3 +220,28 @@ async def test_redis_a_lost_link_empties_the_cache_and_a_new_one_tracks_again(st
     await other.set(key, _profile("c"))
     await _eventually(lambda: store.near.get([key]) is None)
     assert (await store.get_user("u")).batch.bundle_version == "c"
+
+
+async def test_redis_refusing_client_tracking_is_read_without_the_cache(redis_url, redis_prefix,
+                                                                       caplog):
+    """A Redis whose ACL forbids CLIENT (as some managed services do): page views read Redis
+    every time instead of failing (degraded)."""
+    admin = aioredis.Redis.from_url(redis_url)
+    user, password = f"{redis_prefix}-no-client", "not-a-secret"
+    await admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*",
+                                "+@all", "-client")
+    parts = urlsplit(redis_url)
+    url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
+    store = RedisProfileStore(url, prefix=redis_prefix, timeout_s=1.0, near_cache_keys=100)
+    try:
+        await admin.set(store.keys.batch("u"), _profile("a"))
+        with caplog.at_level("WARNING", logger="service.store.pipelined"):
+            assert (await store.get_user("u")).batch.bundle_version == "a"
+        assert "near cache off" in caplog.text and "CLIENT" in caplog.text
+        assert not store.near.enabled and len(store.near) == 0
+        await admin.set(store.keys.batch("u"), _profile("b"))
+        assert (await store.get_user("u")).batch.bundle_version == "b"
+    finally:
+        await store.close()
+        await admin.execute_command("ACL", "DELUSER", user)
+        await admin.aclose()

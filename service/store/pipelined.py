@@ -19,13 +19,15 @@ With a :class:`~service.store.near_cache.NearCache`, the reader opens a second c
 subscribes to Redis's invalidation channel, and turns on client tracking on its own connection
 with that one as the target (``CLIENT TRACKING ON REDIRECT <id>``), before any read. The two are
 one link: when either is lost or times out, both are closed and the cache is emptied and off
-until the next call opens a new link.
+until the next call opens a new link. A server that refuses tracking (an ACL without ``CLIENT``
+or pub/sub) is read without the cache, with one warning in the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import deque
 
 import hiredis
@@ -34,6 +36,7 @@ from redis import exceptions as redis_errors
 
 from service.store.near_cache import NearCache
 
+log = logging.getLogger(__name__)
 _Batch = tuple[int, list, asyncio.Future]  # replies expected, replies so far, waiter
 FEED_BYTES = 4096
 
@@ -43,6 +46,14 @@ def pack(*args: bytes | str) -> bytes:
     redis-py encodes them."""
     encoded = [a.encode() if isinstance(a, str) else a for a in args]
     return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in encoded)
+
+
+class SetupRefused(redis_errors.ConnectionError):
+    """Redis answered a command of a new connection's set-up with an error."""
+
+    def __init__(self, command: str, error: Exception):
+        super().__init__(f"redis refused {command} in the connection set-up: {error}")
+        self.command = command
 
 
 class _Replies(asyncio.Protocol):
@@ -165,31 +176,47 @@ class PipelinedReader:
             if self._connecting is not None and self._connecting.done():
                 self._connecting = None
 
-    async def _open(self, protocol: type[_Replies] | functools.partial, setup: list[bytes]
-                    ) -> tuple[_Replies, list]:
-        """A connection of ``protocol`` that has answered ``setup`` without an error."""
+    async def _open(self, protocol: type[_Replies] | functools.partial,
+                    commands: list[tuple[str, ...]]) -> tuple[_Replies, list]:
+        """A connection of ``protocol`` that has answered ``commands`` without an error."""
         loop = asyncio.get_running_loop()
         _, replies = await loop.create_connection(protocol, self.host, self.port)
         if self.password:
-            setup = [pack("AUTH", *filter(None, (self.username, self.password))), *setup]
-        answers = await replies.send(b"".join(setup), len(setup)) if setup else []
-        errors = [a for a in answers if isinstance(a, Exception)]
-        if errors:
-            replies.close()
-            raise redis_errors.ConnectionError(f"redis refused the connection set-up: {errors[0]}")
+            commands = [("AUTH", *filter(None, (self.username, self.password))), *commands]
+        answers = []
+        if commands:
+            payload = b"".join(pack(*command) for command in commands)
+            answers = await replies.send(payload, len(commands))
+        for command, answer in zip(commands, answers):
+            if isinstance(answer, Exception):
+                replies.close()
+                raise SetupRefused(command[0], answer)
         return replies, answers
 
     async def _connect(self) -> _Replies:
+        try:
+            return await self._link()
+        except SetupRefused as exc:
+            if self.near is None or exc.command not in ("CLIENT", "SUBSCRIBE"):
+                raise
+            # e.g. an ACL without CLIENT or pub/sub: serve without the near cache, not degraded
+            log.warning("near cache off: %s; page views read redis every time", exc)
+            self.near.enabled = False
+            self.near = None
+            return await self._link()
+
+    async def _link(self) -> _Replies:
+        """A new reading connection; with a near cache, its invalidation connection too."""
         near = self.near
-        setup = [pack("SELECT", str(self.db))] if self.db else []
+        setup = [("SELECT", str(self.db))] if self.db else []
         invalidations = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 if near is not None:
                     invalidations, answers = await self._open(
                         functools.partial(_Invalidations, near),
-                        [pack("CLIENT", "ID"), pack("SUBSCRIBE", "__redis__:invalidate")])
-                    setup.append(pack("CLIENT", "TRACKING", "ON", "REDIRECT", str(answers[-2])))
+                        [("CLIENT", "ID"), ("SUBSCRIBE", "__redis__:invalidate")])
+                    setup.append(("CLIENT", "TRACKING", "ON", "REDIRECT", str(answers[-2])))
                 replies, _ = await self._open(_Replies, setup)
         except TimeoutError as exc:  # asyncio's, the built-in one
             if invalidations is not None:
