@@ -129,7 +129,7 @@ class PageState:
         seen, available = self.seen, self.available
         max_run, n = self.max_run, self.n
         flood = 4 * n
-        placed: list[tuple] = []  # (make, position)
+        placed: list[RecommendedItem] = []
         pending: list[tuple] = []  # (category, index, make, position) waiting for a place
         run_cat, run_len = -1, 0
         for idxs, make, personal in parts:
@@ -144,7 +144,7 @@ class PageState:
                 if not pending and (cat != run_cat or run_len < max_run):
                     run_len = run_len + 1 if cat == run_cat else 1
                     run_cat = cat
-                    placed.append((make, pos))
+                    placed.append(make(pos))
                     if len(placed) >= n:
                         break
                     continue
@@ -158,7 +158,7 @@ class PageState:
                             continue
                         run_len = run_len + 1 if cat == run_cat else 1
                         run_cat = cat
-                        placed.append((waiting[2], waiting[3]))
+                        placed.append(waiting[2](waiting[3]))
                         del pending[k]
                         moved = True
                         break
@@ -169,7 +169,7 @@ class PageState:
             break
         for waiting in pending:
             seen.discard(waiting[1])
-        return [make(pos) for make, pos in placed]
+        return placed
 
     # -- the candidate streams of the sections, as parts ----------------------------------------
     def for_you(self) -> list[Part]:
