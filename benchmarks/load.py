@@ -166,10 +166,30 @@ def start(kind: str, server: str, workers: int, ctx: RunContext) -> Server:
                BARE_REDIS_PREFIX=PREFIX, RECO_NEAR_CACHE_KEYS=str(near_cache_keys(ctx.args)),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     log_path = OUT / "logs" / f"{kind}-{server}-{workers}.log"
-    started = Server(module_args, python=sys.executable, cwd=ROOT, env=env, log_path=log_path)
+    started = Server(module_args, python=sys.executable, cwd=ROOT, env=env, log_path=log_path,
+                     cpus=server_cpus(ctx.args))
     log(f"started {kind} on {server} x{workers} at port {started.port} "
         f"(log: {log_path.relative_to(ROOT)})")
     return started
+
+
+def server_cpus(args: argparse.Namespace) -> frozenset[int] | None:
+    """With ``--pin``: every CPU this process may use but the first, which wrk gets."""
+    if not args.pin:
+        return None
+    return frozenset(sorted(os.sched_getaffinity(0))[1:])
+
+
+def wrk_cpus(args: argparse.Namespace) -> frozenset[int] | None:
+    return frozenset(sorted(os.sched_getaffinity(0))[:1]) if args.pin else None
+
+
+def placement(args: argparse.Namespace) -> str:
+    if not args.pin:
+        return "wrk on the same cores as the server"
+    return (f"wrk pinned to CPU {min(wrk_cpus(args))}, the server and its workers to CPU(s) "
+            f"{', '.join(map(str, sorted(server_cpus(args))))} (--pin); Redis and the rest "
+            f"of the machine on any")
 
 
 def near_cache_keys(args: argparse.Namespace) -> int:
@@ -290,7 +310,7 @@ def record(ctx: RunContext, started: dt.datetime) -> None:
          f"hits': share of the measured run's profile reads it answered"
          if near_cache_keys(args) else "- service near cache: off (`RECO_NEAR_CACHE_KEYS=0`)"),
         f"- code: {commit()}",
-        (f"- load: wrk on the same cores as the server; closed loop: {args.connections} "
+        (f"- load: {placement(args)}; closed loop: {args.connections} "
          f"connections, {args.threads} thread(s), best of {args.repeat} by req/s{paced}; "
          f"{args.warmup:g} s warm-up + {args.duration:g} s per run"),
         *[f"- mix {', '.join(endpoints)}: {note}" for endpoints, note in ctx.mix_notes
@@ -383,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paced: connections, one wrk thread each, each on its own schedule; "
                         "enough that an answer rarely holds back the next request "
                         "(default: 64)")
+    g.add_argument("--pin", action="store_true",
+                   help="keep wrk on the first CPU and the server with its workers on the "
+                        "others, so that neither takes CPU from the other (the generator "
+                        "costs more paced than closed loop: unpinned, a paced run can leave "
+                        "the server less CPU than the closed-loop run it is paced from)")
     g.add_argument("--repeat", type=_bounded(int, 1, 10), default=1,
                    help="measured runs per endpoint and load; the one with the most req/s "
                         "(closed loop) or the lowest p99 (paced) is reported, all are listed "
@@ -453,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("--connections must be at least --threads")
     if args.paced_only and not args.paced:
         sys.exit("--paced-only needs --paced F")
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        sys.exit("--pin needs at least 2 CPUs: one for wrk, the others for the server")
     if shutil.which("wrk") is None:
         print("error: wrk not found; install it: apt-get install wrk", file=sys.stderr)
         return 2
@@ -489,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         load = Load(lua=lua, log_dir=OUT / "logs", connections=args.connections,
                     threads=args.threads, duration_s=args.duration, warmup_s=args.warmup,
                     seed=args.seed, idle_wait_s=args.idle_wait, paced_lua=paced_lua,
-                    paced_connections=args.paced_connections)
+                    paced_connections=args.paced_connections, wrk_cpus=wrk_cpus(args))
         ctx = RunContext(args=args, bundle=bundle, paths=paths, load=load, total_runs=runs,
                          mix_notes=notes)
         for server, workers in setups(args):

@@ -302,6 +302,7 @@ class Load:
     idle_wait_s: float = 0.0
     paced_lua: Path | None = None
     paced_connections: int = 64
+    wrk_cpus: frozenset[int] | None = None  # CPUs wrk may run on (None: any)
 
 
 class Server:
@@ -311,13 +312,15 @@ class Server:
     the ``with`` block stops it, whatever happened."""
 
     def __init__(self, module_args: list[str], *, python: str, cwd: Path, env: dict[str, str],
-                 log_path: Path):
+                 log_path: Path, cpus: frozenset[int] | None = None):
+        """``cpus``: the CPUs the server and the workers it starts may run on (None: any)."""
         self.port = free_port()
         self.log_path = log_path
         with log_path.open("w") as fh:
             self.proc = subprocess.Popen(
                 [python, *module_args, "--host", HOST, "--port", str(self.port)], cwd=cwd,
-                env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+                env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=pinned(cpus))
 
     def __enter__(self) -> Self:
         return self
@@ -477,6 +480,13 @@ def wait_for_quiet(limit_s: float, log: Callable[[str], None], busy_cores: float
             return
 
 
+def pinned(cpus: frozenset[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps a child process (and what it starts) on ``cpus``."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 # -- wrk ---------------------------------------------------------------------------------------
 def run_wrk(load: Load, port: int, paths_file: Path, seconds: int, tag: str,
             rate: float | None = None) -> dict:
@@ -500,7 +510,7 @@ def run_wrk(load: Load, port: int, paths_file: Path, seconds: int, tag: str,
            "--latency", "--timeout", "2s", "-s", str(script), f"http://{HOST}:{port}/",
            "--", str(paths_file), str(load.seed), *extra]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True,
-                          timeout=wrk_seconds + 60)
+                          timeout=wrk_seconds + 60, preexec_fn=pinned(load.wrk_cpus))
     (load.log_dir / f"wrk-{tag}.txt").write_text(shlex.join(cmd) + "\n" + done.stdout
                                                  + done.stderr)
     for line in done.stdout.splitlines():
