@@ -14,7 +14,7 @@ import re
 from http import HTTPStatus
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
 from service.schemas import ErrorBody
@@ -169,8 +169,11 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
         exc.status_code, "http_error")
     detail = exc.detail
     headers = dict(exc.headers or {})
-    if exc.status_code == 400 and code == "http_error":  # the body did not decode as JSON
+    if exc.status_code == 400 and isinstance(exc.__cause__, SerializationException):
+        # Litestar's route raises it from the body's decoding error
         code, detail = InvalidBody.code, f"request body is not valid JSON: {detail}"
+    elif exc.status_code == 400:  # e.g. an invalid Host or Content-Length header
+        code = "bad_request"
     elif exc.status_code == 404 and detail == "Not Found":
         detail = f"no route {request.method} {request.url.path}; see /schema for the API"
     elif exc.status_code == 405:

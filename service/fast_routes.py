@@ -5,8 +5,9 @@ endpoint, and a third of that is Litestar's routing, parameter extraction and va
 handler call (benchmarks/RESULTS.md). For the routes every page view calls (:data:`HOT`), this
 ASGI layer does that part itself, for requests in their plain form only:
 
-- method ``GET``, no ``root_path``, the path one of the routes' templates with every path
-  parameter matching its declared pattern and length;
+- method ``GET``, no ``root_path``, a ``Host`` header (if any) of plain host characters
+  (Litestar refuses an invalid one before routing), the path one of the routes' templates
+  with every path parameter matching its declared pattern and length;
 - a query string of the handler's own query parameters, each at most once, each value plain
   (no percent-escape, no ``+``), an integer in its declared bounds or a string matching its
   declared pattern and length.
@@ -18,7 +19,8 @@ the scope for the metrics, the route template in ``path_template``). Everything 
 route or method, a parameter it does not know or a value it would have to interpret, an answer
 that is not a plain page-view answer, any exception from the handler (an unknown market, an
 unknown item) - goes to Litestar untouched, which answers it exactly as it would without this
-layer (the handlers are read-only, so running one again is safe). Litestar still declares the
+layer (the handlers are read-only, so running one again is safe, and they raise their 4xx
+before they read the store, so it costs no second read). Litestar still declares the
 routes, their parameters and the OpenAPI schema; the parameters' rules are read from the
 handlers' signatures, not restated here. ``tests/test_fast_routes.py`` sends the same requests
 both ways and compares the answers.
@@ -46,6 +48,7 @@ HOT = (RecommendationController.for_user, RecommendationController.similar,
        SizeController.for_user, SizeController.for_session)
 _PLAIN_VALUE = re.compile(rb"[A-Za-z0-9._:@,\-]+")  # no escapes, spaces or '+' to interpret
 _INT_VALUE = re.compile(rb"[1-9][0-9]{0,8}")  # no sign, no leading zero
+_PLAIN_HOST = re.compile(rb"[A-Za-z0-9.\-:\[\]]*")  # a name or address and a port
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,8 @@ class FastRoutes:
         self.answered = 0  # requests this layer answered itself (for the tests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path"):
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path") \
+                and _plain_host(scope["headers"]):
             path = scope["path"]
             for route in self.routes:
                 match = route.path.fullmatch(path)
@@ -182,11 +186,21 @@ class FastRoutes:
         try:
             answer = await route.fn(self.request, **kwargs)
         except Exception:  # noqa: BLE001 - Litestar answers it, through its error map
-            return False
-        body = answer_body(answer)
+            answer = None
+        body = answer_body(answer) if answer is not None else None
         if body is None:
+            del scope["path_template"]  # Litestar routes it afresh (or refuses it unrouted)
             return False
         scope[ANSWER_SCOPE_KEY] = answer  # type: ignore[literal-required]
         self.answered += 1
         await EncodedAnswer(body, 200)(scope, None, send)  # type: ignore[arg-type]
         return True
+
+
+def _plain_host(headers) -> bool:
+    """Whether the first ``Host`` header, if any, holds only the characters of a host name or
+    address and a port: anything else goes to Litestar, which checks it."""
+    for name, value in headers:
+        if name == b"host":
+            return _PLAIN_HOST.fullmatch(value) is not None
+    return True

@@ -80,6 +80,8 @@ class Recommender:
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None) -> Recommendations:
         catalog, trained_until = self.snapshot()
+        if market is not None:
+            self.resolve_market(catalog, market)  # 400 before touching the store
         profile, just_bought, degraded = await self._profile(user_id, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
         # bought earlier: back only as "buy again" of a repurchasable item; bought since
@@ -98,6 +100,8 @@ class Recommender:
         idx = catalog.items.index(item_id)
         if idx is None:
             raise NotFound(f"item {item_id!r} is not in the catalogue of bundle {catalog.version}")
+        if market is not None:
+            self.resolve_market(catalog, market)  # 400 before touching the store
         profile, degraded = (None, False)
         if user_id is not None:
             profile, _, degraded = await self._profile(user_id, catalog, trained_until)

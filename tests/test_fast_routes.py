@@ -130,3 +130,50 @@ def test_every_hot_handler_is_a_registered_route(demo_bundle):
         "/v1/users/{user_id}/homepage", "/v1/homepage", "/v1/users/{user_id}/size",
         "/v1/sessions/{session_id}/size"])
     assert len(fast_routes.HOT) == len(layer.routes)
+
+
+async def test_an_invalid_host_header_is_refused_as_litestar_refuses_it(both, profiles):
+    fast, plain, layer = both
+    path = f"/v1/users/{sorted(profiles)[0]}/recommendations?n=1"
+    for host in ("evil.com/x", "a b", "<x>"):
+        a = await fast.get(path, headers={"host": host})
+        b = await plain.get(path, headers={"host": host})
+        assert (a.status_code, a.content) == (b.status_code, b.content), host
+        assert a.status_code == 400 and a.json()["error"] == "bad_request", a.json()
+        assert "host" in a.json()["detail"].lower()
+    assert layer.answered == 0
+    for host in ("shop.example:8000", "127.0.0.1", "[::1]:8000"):
+        assert (await fast.get(path, headers={"host": host})).status_code == 200
+    assert layer.answered == 3
+
+
+class _CountingStore(MemoryProfileStore):
+    def __init__(self, records):
+        super().__init__(records)
+        self.user_reads = 0
+
+    async def get_user(self, user_id):
+        self.user_reads += 1
+        return await super().get_user(user_id)
+
+
+async def test_a_refused_request_reads_the_store_once_and_leaves_no_route_behind(
+        demo_bundle, profiles):
+    """An unknown market is refused before the store is read, so handing the request on to
+    Litestar costs no second read; the route the short path named is not left in the scope."""
+    store = _CountingStore(demo_bundle.profile_records())
+    app = create_app(Settings(), bundle=demo_bundle, store=store)
+    user, item = sorted(profiles)[0], demo_bundle.items.ids[0]
+    async with AsyncTestClient(app) as client:
+        for path in (f"/v1/users/{user}/recommendations?market=ZZ",
+                     f"/v1/items/{item}/similar?user_id={user}&market=ZZ"):
+            r = await client.get(path)
+            assert r.status_code == 400 and r.json()["error"] == "bad_request", path
+        assert store.user_reads == 0
+        # refused by Litestar before routing, after the short path matched the route
+        r = await client.get(f"/v1/users/{user}/recommendations?market=ZZ",
+                             headers={"host": "a b"})
+        assert r.status_code == 400
+        text = (await client.get("/metrics")).text
+    assert ('reco_http_error_responses_total{method="*",route="unmatched",status="400"}'
+            in text), [line for line in text.splitlines() if "error_responses" in line]
