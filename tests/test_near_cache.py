@@ -245,3 +245,89 @@ async def test_redis_refusing_client_tracking_is_read_without_the_cache(redis_ur
         await store.close()
         await admin.execute_command("ACL", "DELUSER", user)
         await admin.aclose()
+
+
+class _SilencingProxy:
+    """A TCP relay to Redis that can make the invalidation connection (the one that sends
+    SUBSCRIBE) go silent as a NAT or firewall that forgets a flow does: Redis's side is closed,
+    the client's side stays open and hears nothing more."""
+
+    def __init__(self, redis_url: str) -> None:
+        parts = urlsplit(redis_url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self.links: list[dict] = []
+        self.server = None
+        self.tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _accept(self, client_r, client_w) -> None:
+        up_r, up_w = await asyncio.open_connection(*self.upstream)
+        link = {"client": client_w, "upstream": up_w, "subscriber": False, "silent": False}
+        self.links.append(link)
+        for source, sink, outbound in ((client_r, up_w, True), (up_r, client_w, False)):
+            task = asyncio.ensure_future(self._pipe(source, sink, link, outbound))
+            self.tasks.add(task)
+
+    @staticmethod
+    async def _pipe(source, sink, link, outbound: bool) -> None:
+        try:
+            while data := await source.read(65536):
+                if outbound and b"SUBSCRIBE" in data:
+                    link["subscriber"] = True
+                if link["silent"]:
+                    continue
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    def silence_subscriber(self) -> None:
+        link = next(link for link in self.links if link["subscriber"])
+        link["silent"] = True
+        link["upstream"].close()
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for link in self.links:
+            link["client"].close()
+            link["upstream"].close()
+        self.server.close()
+
+
+async def test_redis_a_silent_invalidation_link_is_found_and_replaced(redis_url, redis_prefix):
+    """Without a FIN or RST, the lost invalidation connection looks alive: the heartbeat must
+    notice, empty the cache and link anew, or an erased profile would be served from it."""
+    proxy = _SilencingProxy(redis_url)
+    port = await proxy.start()
+    other = aioredis.Redis.from_url(redis_url)
+    store = RedisProfileStore(f"redis://127.0.0.1:{port}/{urlsplit(redis_url).path[1:] or 0}",
+                              prefix=redis_prefix, timeout_s=1.0, near_cache_keys=100)
+    store._fast.heartbeat_s = 0.2
+    try:
+        key = store.keys.batch("u")
+        await other.set(key, _profile("a"))
+        await store.get_user("u")
+        assert store.near.get([key]) == [_profile("a")]
+        proxy.silence_subscriber()
+        await other.delete(key)  # an erasure: this invalidation can no longer arrive
+        await _eventually(lambda: not store.near.enabled and len(store.near) == 0, 2.0)
+        record = None
+        for _ in range(50):  # the first read after the loss may meet the closed link
+            try:
+                record = await store.get_user("u")
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        assert record is not None and record.batch is None
+        assert store.near.enabled and store.near.get([key]) == [None]  # a new link
+        await other.set(key, _profile("b"))  # ... that hears of writes again
+        await _eventually(lambda: store.near.get([key]) is None)
+        assert (await store.get_user("u")).batch.bundle_version == "b"
+    finally:
+        await store.close()
+        await other.aclose()
+        await proxy.close()

@@ -19,8 +19,12 @@ With a :class:`~service.store.near_cache.NearCache`, the reader opens a second c
 subscribes to Redis's invalidation channel, and turns on client tracking on its own connection
 with that one as the target (``CLIENT TRACKING ON REDIRECT <id>``), before any read. The two are
 one link: when either is lost or times out, both are closed and the cache is emptied and off
-until the next call opens a new link. A server that refuses tracking (an ACL without ``CLIENT``
-or pub/sub) is read without the cache, with one warning in the log.
+until the next call opens a new link. The invalidation connection only listens, so a link that
+dies without a word (a NAT or firewall forgetting the flow: Redis drops the client, no FIN
+reaches the worker) would go unnoticed and the cache would keep values Redis no longer tells it
+about: the link sends ``PING`` on it every ``heartbeat_s`` (1 s) and is closed when the answer
+has not come by the next one. A server that refuses tracking (an ACL without ``CLIENT`` or
+pub/sub) is read without the cache, with one warning in the log.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from service.store.near_cache import NearCache
 log = logging.getLogger(__name__)
 _Batch = tuple[int, list, asyncio.Future]  # replies expected, replies so far, waiter
 FEED_BYTES = 4096
+HEARTBEAT_S = 1.0  # PING on the invalidation connection; no answer by the next: link closed
 
 
 def pack(*args: bytes | str) -> bytes:
@@ -46,6 +51,9 @@ def pack(*args: bytes | str) -> bytes:
     redis-py encodes them."""
     encoded = [a.encode() if isinstance(a, str) else a for a in args]
     return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in encoded)
+
+
+_PING = pack("PING")
 
 
 class SetupRefused(redis_errors.ConnectionError):
@@ -122,6 +130,7 @@ class _Invalidations(_Replies):
     def __init__(self, near: NearCache) -> None:
         super().__init__()
         self.near = near
+        self.pongs = 0  # answers to the heartbeat's PINGs
 
     def _complete(self) -> None:
         super()._complete()
@@ -129,26 +138,44 @@ class _Invalidations(_Replies):
             return
         reader, near = self.reader, self.near
         while (message := reader.gets()) is not False:
-            # RESP2 pub/sub: [b"message", b"__redis__:invalidate", [key, ...] or None]
+            # RESP2 pub/sub: [b"message", b"__redis__:invalidate", [key, ...] or None], and
+            # [b"pong", b""] for a PING
             if isinstance(message, list) and len(message) == 3 and message[0] == b"message":
                 keys = message[2]
                 if keys is None:
                     near.clear()
                 else:
                     near.invalidate([key.decode() for key in keys])
+            elif isinstance(message, list) and message and message[0] == b"pong":
+                self.pongs += 1
+
+    async def heartbeat(self, interval_s: float) -> None:
+        """PING every ``interval_s``; close the connection (and so the link) when a PING has
+        no answer by the time the next is due. Ends when the connection is lost."""
+        while not self.lost:
+            answered = self.pongs
+            self.transport.write(_PING)
+            await asyncio.sleep(interval_s)
+            if not self.lost and self.pongs == answered:
+                log.warning("redis invalidation connection silent for %.1f s: near cache "
+                            "emptied, reconnecting", interval_s)
+                self.close()
 
 
 class PipelinedReader:
     """MGETs for page views on one connection; see the module docstring."""
 
     def __init__(self, *, host: str, port: int, db: int = 0, username: str | None = None,
-                 password: str | None = None, timeout_s: float, near: NearCache | None = None):
+                 password: str | None = None, timeout_s: float, near: NearCache | None = None,
+                 heartbeat_s: float = HEARTBEAT_S):
         self.host, self.port, self.db = host, port, db
         self.username, self.password = username, password
         self.timeout_s = timeout_s
         self.near = near
+        self.heartbeat_s = heartbeat_s
         self._replies: _Replies | None = None
         self._invalidations: _Invalidations | None = None
+        self._heartbeat: asyncio.Task | None = None
         self._connecting: asyncio.Future | None = None
 
     @staticmethod
@@ -246,6 +273,7 @@ class PipelinedReader:
             if replies.lost or invalidations.lost:
                 unlink()
                 raise redis_errors.ConnectionError("redis closed a new connection")
+            self._heartbeat = asyncio.ensure_future(invalidations.heartbeat(self.heartbeat_s))
             near.clear()
             near.enabled = True
         return replies
@@ -284,4 +312,6 @@ class PipelinedReader:
         for connection in (self._replies, self._invalidations):
             if connection is not None:
                 connection.close()
-        self._replies = self._invalidations = None
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self._replies = self._invalidations = self._heartbeat = None
