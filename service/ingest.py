@@ -19,7 +19,7 @@ from service.foldin import FoldIn
 from service.recommender import Recommender
 from service.store.base import LiveMutation
 
-MAX_LINKED_SESSIONS = 50
+MAX_LINKED_SESSIONS = 50  # per customer; an older linked session is deleted (see _link)
 FOLD_CANDIDATES = 100
 
 
@@ -77,20 +77,25 @@ class EventIngestor:
                 ttl[key] = self.session_ttl_s
             groups[key].append(timed)
         outcome: dict[str, tuple[int, bool]] = {}
+        unlinked: dict[str, list[str]] = {}  # customer key -> sessions that fell off its list
 
         def mutation(key: str) -> LiveMutation:
             def mutate(old: LiveState | None) -> LiveState | None:
+                unlinked.pop(key, None)  # called again when a concurrent write won
                 new, applied, bought = apply_events(old, groups[key], now, self.limits)
                 outcome[key] = (applied, bought)
                 extra = links.get(key, set()) - set((new or old or LiveState()).sessions)
                 if extra:
                     base = new or old or LiveState()
-                    sessions = [*sorted(extra), *base.sessions][:MAX_LINKED_SESSIONS]
+                    sessions, unlinked[key] = _link(sorted(extra), base.sessions)
                     new = msgspec.structs.replace(base, sessions=sessions, updated=now)
                 return new
             return mutate
 
         await self.store.update_live({key: mutation(key) for key in groups}, ttl)
+        dropped = [s for sessions in unlinked.values() for s in sessions]
+        if dropped:
+            await self.store.delete_sessions(dropped)
         accepted = sum(applied for applied, _ in outcome.values())
         buyers = [owner[key] for key, (_, bought) in outcome.items() if bought and key in owner]
         folded = await self.refold(buyers, now) if buyers else 0
@@ -136,12 +141,13 @@ class EventIngestor:
                    "purchased": len(session.purchased), "returned": len(session.returned),
                    "sizes": len(session.sizes)}
 
+        unlinked: list[str] = []
+
         def into_user(old: LiveState | None) -> LiveState:
             mine = old or LiveState()
             sizes = sorted({(s.item_id, s.size, s.kind, s.ts): s
                             for s in [*mine.sizes, *session.sizes]}.values(), key=lambda s: -s.ts)
-            sessions = mine.sessions if session_id in mine.sessions else \
-                [session_id, *mine.sessions][:MAX_LINKED_SESSIONS]
+            sessions, unlinked[:] = _link([session_id], mine.sessions)
             return msgspec.structs.replace(
                 mine,
                 viewed=_merge_items(mine.viewed, session.viewed, limits.viewed),
@@ -158,6 +164,18 @@ class EventIngestor:
         await self.store.update_live(
             {keys.live(user_id): into_user, keys.session(session_id): mark_session},
             {keys.live(user_id): self.user_ttl_s, keys.session(session_id): self.session_ttl_s})
+        if unlinked:
+            await self.store.delete_sessions(unlinked)
         if session.purchased:
             await self.refold([user_id], now)
         return IdentifyResult(session_id=session_id, user_id=user_id, carried=carried)
+
+
+def _link(new: list[str], linked: list[str]) -> tuple[list[str], list[str]]:
+    """(the customer's linked sessions with ``new`` first, at most
+    :data:`MAX_LINKED_SESSIONS`; the older ones that no longer fit). Erasure deletes the
+    sessions on the list, so one that falls off it is deleted at once: no session that was
+    ever linked to a customer outlives their erasure. Its signals were carried over to the
+    customer when it was linked."""
+    sessions = list(dict.fromkeys([*new, *linked]))
+    return sessions[:MAX_LINKED_SESSIONS], sessions[MAX_LINKED_SESSIONS:]

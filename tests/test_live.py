@@ -8,6 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from artifacts.profiles import KeyScheme, decode_live
 from service.app import create_app
+from service.ingest import MAX_LINKED_SESSIONS
 from service.settings import Settings
 from service.store import RedisProfileStore
 from training.redis_push import push_profiles
@@ -190,6 +191,33 @@ async def test_erasure_leaves_nothing(client, raw_redis, redis_prefix, profiles,
     assert raw_redis.zscore(KeyScheme(redis_prefix).erasures(), user) is not None
     after = await _recs(client, user)
     assert after["source"] == "popular" and "unknown customer" in after["notes"][0]
+
+
+async def test_erasure_leaves_no_session_ever_linked(client, raw_redis, redis_prefix,
+                                                     demo_bundle):
+    """A customer keeps at most MAX_LINKED_SESSIONS linked sessions; one that falls off the
+    list, by a login or by an event naming both ids, is deleted then, so none outlives the
+    customer's erasure."""
+    item = _popular_items(demo_bundle, 1)[0]
+    sessions = [f"many-{n:02d}" for n in range(MAX_LINKED_SESSIONS + 3)]
+    for n, session in enumerate(sessions[:-1]):
+        await client.post("/v1/events", json={"events": [
+            _event(f"m{n}", "view", item, session=session)]})
+        r = await client.post(f"/v1/sessions/{session}/identify", json={"user_id": "many"})
+        assert r.status_code == 200, r.text
+    r = await client.post("/v1/events", json={"events": [
+        _event("m-last", "view", item, user="many", session=sessions[-1])]})
+    assert r.status_code == 200, r.text
+    keys = KeyScheme(redis_prefix)
+    held = [s for s in sessions if raw_redis.exists(keys.session(s))]
+    linked = decode_live(raw_redis.get(keys.live("many"))).sessions
+    assert len(linked) == MAX_LINKED_SESSIONS and set(held) <= set(linked)
+    assert linked[0] == sessions[-1]  # the newest first; the oldest were deleted
+    assert not raw_redis.exists(keys.session(sessions[0]))
+
+    r = await client.delete("/v1/users/many")
+    assert r.status_code == 200
+    assert not [s for s in sessions if raw_redis.exists(keys.session(s))]
 
 
 async def test_retrain_keeps_live_events(client, demo_bundle, redis_url, redis_prefix, profiles):

@@ -181,6 +181,17 @@ async def test_erase_user_removes_customer_and_linked_sessions(store):
     assert set(await store.erased_users()) >= {"gone", "never-there"}
 
 
+async def test_delete_sessions_deletes_only_those(store):
+    keys = store.keys
+    for s in ("del-a", "del-b", "del-keep"):
+        await store.update_live({keys.session(s): _viewed("i1")}, {keys.session(s): 60})
+    assert await store.get_session("del-a") is not None  # read: a near cache holds it
+    assert await store.delete_sessions(["del-a", "del-b", "del-never"]) == 2
+    assert await store.get_session("del-a") is None and await store.get_session("del-b") is None
+    assert await store.get_session("del-keep") is not None
+    assert await store.delete_sessions([]) == 0
+
+
 def test_memory_store_seeds_from_records():
     store = MemoryProfileStore([ProfileRecord("u9", PROFILE)])
     assert len(store) == 1

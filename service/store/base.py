@@ -58,6 +58,10 @@ class ProfileStore(Protocol):
 
     async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None: ...
 
+    async def delete_sessions(self, session_ids: Sequence[str]) -> int:
+        """Delete the live state of these sessions; returns the number of keys deleted."""
+        ...
+
     async def erase_user(self, user_id: str, now: float) -> int:
         """Delete every key of the customer and of the sessions linked to them, and record the
         id on the erasure list; returns the number of keys deleted."""

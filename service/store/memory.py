@@ -60,6 +60,9 @@ class MemoryProfileStore:
         for user_id, log in logs.items():
             self._data[self.keys.sent(user_id)] = ENCODER.encode(log)
 
+    async def delete_sessions(self, session_ids: Sequence[str]) -> int:
+        return sum(self._data.pop(self.keys.session(s), None) is not None for s in session_ids)
+
     async def erase_user(self, user_id: str, now: float) -> int:
         live: LiveState | None = self._get(self.keys.live(user_id), decode_live)
         keys = self.keys.user_keys(user_id)

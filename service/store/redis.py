@@ -322,6 +322,16 @@ class RedisProfileStore:
             finally:
                 self._forget([self.keys.sent(user_id) for user_id in logs])
 
+    async def delete_sessions(self, session_ids: Sequence[str]) -> int:
+        deleted = 0
+        for session_id in session_ids:  # one key at a time: on a cluster, each in its slot
+            key = self.keys.session(session_id)
+            try:
+                deleted += await self._write(lambda k=key: self.writer.delete(k))
+            finally:
+                self._forget([key])
+        return int(deleted)
+
     async def erase_user(self, user_id: str, now: float) -> int:
         try:
             return await self._erase_user(user_id, now)
@@ -332,12 +342,7 @@ class RedisProfileStore:
         w = self.writer
         live = _decode(await self._write(lambda: w.get(self.keys.live(user_id))), decode_live)
         deleted = await self._write(lambda: w.delete(*self.keys.user_keys(user_id)))
-        for session_id in live.sessions if live else []:
-            key = self.keys.session(session_id)
-            try:
-                deleted += await self._write(lambda k=key: w.delete(k))
-            finally:
-                self._forget([key])
+        deleted += await self.delete_sessions(live.sessions if live else [])
         await self._write(lambda: w.zadd(self.keys.erasures(), {user_id: now}))
         return int(deleted)
 
