@@ -118,7 +118,7 @@ def _run_in_worker(users: list[str]) -> tuple[bytes, tuple[int, int, int, int]]:
 
 def _chunks(path: Path, size: int) -> Iterator[list[str]]:
     chunk: list[str] = []
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:  # a byte-order mark is not part of an id
         for line in fh:
             user = line.strip()
             if not user or user.startswith("#"):
@@ -132,8 +132,18 @@ def _chunks(path: Path, size: int) -> Iterator[list[str]]:
 
 
 def _count(path: Path) -> int:
+    """Customers in the users file, counted as :func:`_chunks` reads them. A line that is not
+    UTF-8 stops the run here, before anything is picked or recorded."""
+    count = 0
     with path.open("rb") as fh:
-        return sum(1 for line in fh if line.strip() and not line.startswith(b"#"))
+        for number, line in enumerate(fh, 1):
+            try:
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}, line {number}: not UTF-8 text ({exc.reason})"
+                                 ) from None
+            count += bool(text) and not text.startswith("#")
+    return count
 
 
 def run_picks(settings: Settings, *, users_path: Path, out_path: Path, n: int,

@@ -19,8 +19,11 @@ Caps come from a config file (``RECO_PICKS_CONFIG``, JSON or TOML)::
     max_mails = 1
     window_days = 14
 
-The strictest cap that applies to a customer (default, their market, each of their segments)
-wins. A capped customer gets an empty pick with the reason.
+Every cap that applies to a customer (default, the mail's market, each of their segments) is
+enforced: a customer is capped when any of them is reached, and gets an empty pick with the
+reason. A cap's window may not be longer than the sent log is kept (``sent_ttl_days``). A
+customer listed more than once in one request is picked once, on the first line; the others
+get an empty pick saying so.
 """
 
 from __future__ import annotations
@@ -57,6 +60,24 @@ class PicksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     segments: dict[str, Cap] = {}
     exclude_last_mails: Annotated[int, Meta(ge=0, le=100)] = 4
     sent_ttl_days: Annotated[float, Meta(gt=0, le=3650)] = 90
+
+    def __post_init__(self) -> None:
+        for where, cap in self.caps():
+            if cap.window_days > self.sent_ttl_days:
+                raise ValueError(f"{where}: a window of {cap.window_days:g} days is longer than "
+                                 f"the sent log is kept (sent_ttl_days = "
+                                 f"{self.sent_ttl_days:g}): mails older than that are forgotten")
+
+    def caps(self) -> list[tuple[str, Cap]]:
+        """Every cap of the config, with where it is set."""
+        return [("default_cap", self.default_cap),
+                *((f"markets.{k}", c) for k, c in self.markets.items()),
+                *((f"segments.{k}", c) for k, c in self.segments.items())]
+
+    def mails_kept(self) -> int:
+        """Mails per campaign family the sent log keeps: enough for every cap and for
+        ``exclude_last_mails``."""
+        return max(20, self.exclude_last_mails, *(c.max_mails for _, c in self.caps()))
 
     @classmethod
     def load(cls, path: str | None) -> PicksConfig:
@@ -106,12 +127,13 @@ class PickEngine:
             self._foldin = FoldIn(catalog)
         return self._foldin
 
-    def _cap(self, market: str | None, segments: list[str]) -> Cap:
+    def _caps(self, market: str | None, segments: list[str]) -> list[Cap]:
+        """Every cap that applies: the default, the market's, each segment's."""
         caps = [self.config.default_cap]
         if market in self.config.markets:
             caps.append(self.config.markets[market])
         caps += [self.config.segments[s] for s in segments if s in self.config.segments]
-        return min(caps, key=lambda c: c.max_mails / c.window_days)
+        return caps
 
     async def pick(self, user_ids: list[str], *, n: int, market: str | None, campaign: str,
                    record: bool, now: float) -> list[Pick]:
@@ -124,8 +146,14 @@ class PickEngine:
                                    version=catalog.version) for r in rows]
         await self._refold_stale(catalog, rows, profiles, trained_until)
         picks, sent_logs = [], {}
-        keep = max(self.config.exclude_last_mails, 20)
+        keep = self.config.mails_kept()
+        seen: set[str] = set()
         for user_id, row, profile in zip(user_ids, rows, profiles):
+            if user_id in seen:
+                picks.append(Pick(user_id=user_id, items=[], source="none",
+                                  reason="listed more than once: picked on the first line"))
+                continue
+            seen.add(user_id)
             pick, shown = self._pick_one(catalog, sensitive, user_id, row.sent, profile,
                                          n=n, market=market, campaign=campaign, now=now)
             picks.append(pick)
@@ -168,13 +196,13 @@ class PickEngine:
         market_name = market or (profile.market if profile and profile.market and
                                  catalog.knows_market(profile.market) else None)
         mails = sent.campaigns.get(campaign, []) if sent else []
-        cap = self._cap(market_name, profile.segments if profile else [])
-        recent = sum(1 for m in mails if m.ts > now - cap.window_days * DAY)
-        if recent >= cap.max_mails:
-            reason = (f"frequency cap: {recent} mail(s) of campaign {campaign!r} in the last "
-                      f"{cap.window_days:g} days, at most {cap.max_mails} allowed")
-            return Pick(user_id=user_id, items=[], source="none", market=market_name,
-                        capped=True, reason=reason), []
+        for cap in self._caps(market_name, profile.segments if profile else []):
+            recent = sum(1 for m in mails if m.ts > now - cap.window_days * DAY)
+            if recent >= cap.max_mails:
+                reason = (f"frequency cap: {recent} mail(s) of campaign {campaign!r} in the last "
+                          f"{cap.window_days:g} days, at most {cap.max_mails} allowed")
+                return Pick(user_id=user_id, items=[], source="none", market=market_name,
+                            capped=True, reason=reason), []
         shown = [i for m in mails[:self.config.exclude_last_mails] for i in m.items]
         personal = profile is not None and profile.consent_personalisation is not False
         allow_sensitive = profile is not None and profile.consent_sensitive is True

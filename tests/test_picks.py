@@ -1,15 +1,22 @@
 """Batch picks: streamed lines, exclusions, no repeats across recorded runs, caps, consent."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import msgspec
 import pytest
+import redis
 from litestar.testing import AsyncTestClient
 
-from artifacts.profiles import ProfileRecord
+from artifacts.profiles import ProfileRecord, SentLog, SentMail
 from service.app import create_app
+from service.picks import DAY, PicksConfig
 from service.settings import Settings
 from service.store import RedisProfileStore
+from tests.conftest import ROOT
 from training.redis_push import push_profiles
 
 
@@ -136,3 +143,85 @@ async def test_store_unreachable_is_503_before_streaming(demo_bundle, dead_redis
         r = await c.post("/v1/picks", json={"users": ["a", "b"]})
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "unavailable" and "retry" in r.json()["detail"]
+
+
+async def test_every_cap_that_applies_is_enforced(make_client, profiles, redis_url,
+                                                  redis_prefix):
+    """Default 2 mails per 7 days, the market 1 per 3 days: a customer of that market mailed a
+    day ago is capped by the market's cap, whichever cap allows more mails per day."""
+    user, profile = next((u, p) for u, p in profiles.items()
+                         if p.market and "lapsing" not in p.segments)
+    store = RedisProfileStore(redis_url, prefix=redis_prefix)
+    mail = SentMail(time.time() - DAY, ["i-x"])
+    await store.put_sent({user: SentLog(campaigns={"weekly": [mail]})}, ttl_s=30 * DAY)
+    await store.close()
+    config = {"default_cap": {"max_mails": 2, "window_days": 7},
+              "markets": {profile.market: {"max_mails": 1, "window_days": 3}}}
+    async with await make_client(config) as c:
+        [line] = await _picks(c, users=[user], campaign="weekly")
+        [other] = await _picks(c, users=[user], campaign="other")
+    assert line["capped"] and line["items"] == [], line
+    assert "in the last 3 days, at most 1 allowed" in line["reason"]
+    assert not other["capped"] and other["items"]
+
+
+async def test_a_customer_listed_twice_is_picked_and_recorded_once(make_client, profiles):
+    user = next(iter(profiles))
+    async with await make_client({"default_cap": {"max_mails": 1, "window_days": 7}}) as c:
+        lines = await _picks(c, users=[user, user], campaign="weekly", record=True)
+        [again] = await _picks(c, users=[user], campaign="weekly")
+    assert [line["user_id"] for line in lines] == [user, user]
+    assert len(lines[0]["items"]) == 6 and not lines[0]["capped"]
+    assert lines[1]["items"] == [] and "more than once" in lines[1]["reason"]
+    assert again["capped"]
+
+
+async def test_a_cap_of_more_mails_than_twenty_is_kept_to(make_client, profiles):
+    user = next(iter(profiles))
+    async with await make_client({"default_cap": {"max_mails": 25, "window_days": 7}}) as c:
+        for _ in range(25):
+            [line] = await _picks(c, users=[user], n=1, campaign="weekly", record=True)
+            assert not line["capped"]
+        [line] = await _picks(c, users=[user], n=1, campaign="weekly")
+    assert line["capped"] and "25 mail(s)" in line["reason"]
+
+
+def test_a_cap_longer_than_the_sent_log_is_kept_is_refused():
+    with pytest.raises(msgspec.ValidationError, match="longer than the sent log is kept"):
+        msgspec.json.decode(b'{"markets": {"DE": {"max_mails": 1, "window_days": 180}}}',
+                            type=PicksConfig)
+    config = msgspec.json.decode(b'{"sent_ttl_days": 200, "markets": {"DE": {"max_mails": 1, '
+                                 b'"window_days": 180}}}', type=PicksConfig)
+    assert config.markets["DE"].window_days == 180
+
+
+def _run_cli(bundle_root, users_path, out_path, redis_url, redis_prefix):
+    return subprocess.run(
+        [sys.executable, "-m", "service", "picks", "--users", str(users_path), "--out",
+         str(out_path), "--bundle", str(bundle_root), "--redis-url", redis_url, "--campaign",
+         "cli", "--record", "--workers", "1", "--chunk", "2", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "RECO_REDIS_PREFIX": redis_prefix})
+
+
+def test_cli_a_users_file_that_is_not_utf8_stops_before_anything_is_recorded(
+        demo_bundle_root, profiles, redis_url, redis_prefix, tmp_path):
+    users = sorted(profiles)[:5]
+    path, out = tmp_path / "users.txt", tmp_path / "picks.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(users).encode() + b"\n\xff\n")
+    run = _run_cli(demo_bundle_root, path, out, redis_url, redis_prefix)
+    assert run.returncode == 2 and "line 6: not UTF-8" in run.stderr, run.stderr
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert not list(client.scan_iter(match=f"{redis_prefix}:*:sent"))
+        assert not out.exists()
+        # the byte-order mark is not part of the first id
+        path.write_bytes(b"\xef\xbb\xbf" + "\n".join(users).encode() + b"\n")
+        run = _run_cli(demo_bundle_root, path, out, redis_url, redis_prefix)
+        assert run.returncode == 0, run.stderr
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [line["user_id"] for line in lines] == users
+        assert all(line["items"] for line in lines)
+        assert len(list(client.scan_iter(match=f"{redis_prefix}:*:sent"))) == 5
+    finally:
+        client.close()
