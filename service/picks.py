@@ -4,7 +4,9 @@ For a chunk of customers: one pipelined Redis read of everything held for them, 
 search for those whose purchases are newer than their folded-in list, then per customer the
 same selection as "for you" minus what earlier mails of the campaign family showed and minus
 sensitive items without consent. With ``record``, the picks are appended to each customer's sent
-log in one pipelined write, so the next run does not repeat them.
+log by compare-and-set, so the next run does not repeat them, and two runs at once cannot both
+mail a customer past a cap or mail the same items: a log another run changed since it was read
+is checked again, and a pick it no longer allows comes back empty and capped, not recorded.
 
 Caps come from a config file (``RECO_PICKS_CONFIG``, JSON or TOML)::
 
@@ -145,8 +147,7 @@ class PickEngine:
         profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,
                                    version=catalog.version) for r in rows]
         await self._refold_stale(catalog, rows, profiles, trained_until)
-        picks, sent_logs = [], {}
-        keep = self.config.mails_kept()
+        picks, records = [], {}
         seen: set[str] = set()
         for user_id, row, profile in zip(user_ids, rows, profiles):
             if user_id in seen:
@@ -158,12 +159,56 @@ class PickEngine:
                                          n=n, market=market, campaign=campaign, now=now)
             picks.append(pick)
             if record and shown:
-                log = row.sent or SentLog()
-                mails = [SentMail(now, shown), *log.campaigns.get(campaign, [])][:keep]
-                sent_logs[user_id] = SentLog(campaigns={**log.campaigns, campaign: mails})
-        if sent_logs:
-            await self.recommender.store.put_sent(sent_logs, self.config.sent_ttl_days * DAY)
+                records[user_id] = (row.sent, shown, pick.market,
+                                    profile.segments if profile else [])
+        if records:
+            refused = await self._record(records, campaign, now)
+            for k, pick in enumerate(picks):
+                if pick.user_id in refused and pick.items:
+                    picks[k] = Pick(user_id=pick.user_id, items=[], source="none",
+                                    market=pick.market, capped=True, reason=refused[pick.user_id])
         return picks
+
+    async def _record(self, records: dict, campaign: str, now: float) -> dict[str, str]:
+        """Append each customer's picks to their sent log, atomically per customer. A log that
+        changed since it was read (another run recorded a mail meanwhile) is checked again: a
+        pick that a cap or the no-repeat rule would now refuse is not recorded. Returns those
+        customers with the reason."""
+        keep, refused = self.config.mails_kept(), {}
+
+        def mutation(user_id: str):
+            read, shown, market, segments = records[user_id]
+
+            def mutate(current: SentLog | None) -> SentLog | None:
+                refused.pop(user_id, None)  # called again when a concurrent write won
+                mails = current.campaigns.get(campaign, []) if current else []
+                if current != read:
+                    reason = self._refusal(mails, shown, market, segments, campaign, now)
+                    if reason is not None:
+                        refused[user_id] = f"not recorded: another run mailed meanwhile ({reason})"
+                        return None
+                log = current or SentLog()
+                return SentLog(campaigns={**log.campaigns,
+                                          campaign: [SentMail(now, shown), *mails][:keep]})
+            return mutate
+
+        await self.recommender.store.update_sent({u: mutation(u) for u in records},
+                                                 self.config.sent_ttl_days * DAY)
+        return refused
+
+    def _refusal(self, mails: list[SentMail], items: list[str], market: str | None,
+                 segments: list[str], campaign: str, now: float) -> str | None:
+        """Why ``items`` may not be mailed now after ``mails`` (a cap reached, an item of the
+        last ``exclude_last_mails`` mails again), or ``None``."""
+        for cap in self._caps(market, segments):
+            recent = sum(1 for m in mails if m.ts > now - cap.window_days * DAY)
+            if recent >= cap.max_mails:
+                return (f"frequency cap: {recent} mail(s) of campaign {campaign!r} in the last "
+                        f"{cap.window_days:g} days, at most {cap.max_mails} allowed")
+        shown = {i for m in mails[:self.config.exclude_last_mails] for i in m.items}
+        if not shown.isdisjoint(items):
+            return "an item of its last mails again"
+        return None
 
     async def _refold_stale(self, catalog: Catalog, rows, profiles, trained_until: float) -> None:
         """Fold in, with one batch search, customers whose live purchases are newer than their
@@ -196,13 +241,11 @@ class PickEngine:
         market_name = market or (profile.market if profile and profile.market and
                                  catalog.knows_market(profile.market) else None)
         mails = sent.campaigns.get(campaign, []) if sent else []
-        for cap in self._caps(market_name, profile.segments if profile else []):
-            recent = sum(1 for m in mails if m.ts > now - cap.window_days * DAY)
-            if recent >= cap.max_mails:
-                reason = (f"frequency cap: {recent} mail(s) of campaign {campaign!r} in the last "
-                          f"{cap.window_days:g} days, at most {cap.max_mails} allowed")
-                return Pick(user_id=user_id, items=[], source="none", market=market_name,
-                            capped=True, reason=reason), []
+        reason = self._refusal(mails, [], market_name, profile.segments if profile else [],
+                               campaign, now)
+        if reason is not None:
+            return Pick(user_id=user_id, items=[], source="none", market=market_name,
+                        capped=True, reason=reason), []
         shown = [i for m in mails[:self.config.exclude_last_mails] for i in m.items]
         personal = profile is not None and profile.consent_personalisation is not False
         allow_sensitive = profile is not None and profile.consent_sensitive is True

@@ -11,9 +11,11 @@ import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
+from artifacts.catalog import Catalog
 from artifacts.profiles import ProfileRecord, SentLog, SentMail
 from service.app import create_app
-from service.picks import DAY, PicksConfig
+from service.picks import DAY, Cap, PickEngine, PicksConfig
+from service.recommender import Recommender
 from service.settings import Settings
 from service.store import RedisProfileStore
 from tests.conftest import ROOT
@@ -153,7 +155,8 @@ async def test_every_cap_that_applies_is_enforced(make_client, profiles, redis_u
                          if p.market and "lapsing" not in p.segments)
     store = RedisProfileStore(redis_url, prefix=redis_prefix)
     mail = SentMail(time.time() - DAY, ["i-x"])
-    await store.put_sent({user: SentLog(campaigns={"weekly": [mail]})}, ttl_s=30 * DAY)
+    await store.update_sent({user: lambda _: SentLog(campaigns={"weekly": [mail]})},
+                            ttl_s=30 * DAY)
     await store.close()
     config = {"default_cap": {"max_mails": 2, "window_days": 7},
               "markets": {profile.market: {"max_mails": 1, "window_days": 3}}}
@@ -225,3 +228,48 @@ def test_cli_a_users_file_that_is_not_utf8_stops_before_anything_is_recorded(
         assert len(list(client.scan_iter(match=f"{redis_prefix}:*:sent"))) == 5
     finally:
         client.close()
+
+
+class _RecordsLate(RedisProfileStore):
+    """A real Redis store whose sent-log update waits until ``before`` has run: another run
+    records between this run's read and its write."""
+
+    before = None
+
+    async def update_sent(self, mutations, ttl_s):
+        if self.before is not None:
+            await self.before()
+        await super().update_sent(mutations, ttl_s)
+
+
+async def test_two_runs_recording_at_once_mail_each_customer_once(demo_bundle, profiles,
+                                                                 redis_url, redis_prefix):
+    """Run A reads the sent logs, run B picks and records the same customers, then A records:
+    one mail per 7 days allows one of them; A's picks come back empty and capped, not
+    recorded, and each log holds B's mail only."""
+    push_profiles(demo_bundle.profile_records(), redis_url, prefix=redis_prefix, progress=False)
+    users = list(profiles)[:50]
+    config = PicksConfig(default_cap=Cap(max_mails=1, window_days=7))
+    late = _RecordsLate(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    other = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    a = PickEngine(Recommender(Catalog(demo_bundle), late), config)
+    b = PickEngine(Recommender(Catalog(demo_bundle), other), config)
+    now = time.time()
+    second: list = []
+
+    async def run_b():
+        late.before = None
+        second.extend(await b.pick(users, n=6, market=None, campaign="weekly", record=True,
+                                   now=now))
+    late.before = run_b
+    try:
+        first = await a.pick(users, n=6, market=None, campaign="weekly", record=True, now=now)
+        assert all(p.items and not p.capped for p in second)
+        assert all(not p.items and p.capped and "another run" in p.reason for p in first)
+        for pick in second:
+            log = (await other.get_user(pick.user_id)).sent
+            assert [m.items for m in log.campaigns["weekly"]] == [
+                [i.item_id for i in pick.items]]
+    finally:
+        await late.close()
+        await other.close()

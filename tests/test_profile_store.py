@@ -52,6 +52,11 @@ SENT = SentLog(campaigns={"weekly": [SentMail(ts=1.0, items=["a"])]})
 DAY = 86_400.0
 
 
+def _sent(current: SentLog | None) -> SentLog:
+    """A sent-log mutation: whatever was there, the log is SENT."""
+    return SENT
+
+
 def _viewed(item: str):
     """A live mutation: prepend ``item`` to the viewed list (creating the state if absent)."""
     def mutate(current: LiveState | None) -> LiveState:
@@ -90,7 +95,7 @@ async def test_ping(store):
 async def test_get_user_and_get_users_read_every_part_in_order(store):
     await store.put_batch("u1", PROFILE)
     await store.update_live({store.keys.live("u1"): _viewed("i1")}, {store.keys.live("u1"): DAY})
-    await store.put_sent({"u1": SENT, "u3": SENT}, ttl_s=DAY)
+    await store.update_sent({"u1": _sent, "u3": _sent}, ttl_s=DAY)
     await store.put_batch("u2", BatchProfile(bundle_version="v2"))
 
     one = await store.get_user("u1")
@@ -141,7 +146,7 @@ async def test_every_read_sees_the_writes_before_it(store):
                             {keys.live("rw"): DAY, keys.session("rw-s"): DAY})
     assert [v.item_id for v in (await store.get_user("rw")).live.viewed] == ["i1"]
     assert [v.item_id for v in (await store.get_session("rw-s")).viewed] == ["i2"]
-    await store.put_sent({"rw": SENT}, ttl_s=DAY)
+    await store.update_sent({"rw": _sent}, ttl_s=DAY)
     assert (await store.get_user("rw")).sent == SENT
     await store.put_batch("rw", BatchProfile(bundle_version="v2"))
     assert (await store.get_user("rw")).batch.bundle_version == "v2"
@@ -169,7 +174,7 @@ async def test_erase_user_removes_customer_and_linked_sessions(store):
         return msgspec.structs.replace(_viewed("i2")(current), sessions=["gone-s"])
 
     await store.update_live({keys.live("gone"): linked}, {keys.live("gone"): DAY})
-    await store.put_sent({"gone": SENT}, ttl_s=DAY)
+    await store.update_sent({"gone": _sent}, ttl_s=DAY)
     await store.put_batch("stays", PROFILE)
 
     assert await store.erase_user("gone", now=123.0) == 4
@@ -179,6 +184,19 @@ async def test_erase_user_removes_customer_and_linked_sessions(store):
     assert "gone" in await store.erased_users()
     assert await store.erase_user("never-there", now=124.0) == 0
     assert set(await store.erased_users()) >= {"gone", "never-there"}
+
+
+async def test_concurrent_sent_log_updates_all_land(store):
+    def mailed(n: int):
+        def mutate(current: SentLog | None) -> SentLog:
+            mails = current.campaigns.get("w", []) if current else []
+            return SentLog(campaigns={"w": [SentMail(float(n), [f"i{n}"]), *mails]})
+        return mutate
+
+    await asyncio.gather(*(store.update_sent({"race-u": mailed(n)}, ttl_s=DAY)
+                           for n in range(5)))
+    log = (await store.get_user("race-u")).sent
+    assert sorted(m.items[0] for m in log.campaigns["w"]) == [f"i{n}" for n in range(5)]
 
 
 async def test_delete_sessions_deletes_only_those(store):

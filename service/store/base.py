@@ -29,6 +29,8 @@ class UserRecord(NamedTuple):
 #: Called with the current live state (None when absent); returns the new state, or None to
 #: leave the value unchanged. May be called more than once when a concurrent writer wins.
 LiveMutation = Callable[[LiveState | None], LiveState | None]
+#: The same for a customer's sent log.
+SentMutation = Callable[[SentLog | None], SentLog | None]
 
 
 class ProfileStore(Protocol):
@@ -56,7 +58,10 @@ class ProfileStore(Protocol):
         ``KeyScheme.live`` or ``KeyScheme.session``), each key with its own TTL in seconds."""
         ...
 
-    async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None: ...
+    async def update_sent(self, mutations: dict[str, SentMutation], ttl_s: float) -> None:
+        """Atomically apply each mutation to the sent log of its customer (keyed by customer
+        id), with a TTL in seconds: two runs recording mails at once both see the other's."""
+        ...
 
     async def delete_sessions(self, session_ids: Sequence[str]) -> int:
         """Delete the live state of these sessions; returns the number of keys deleted."""

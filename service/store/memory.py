@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, ProfileRecord,
-                                SentLog, decode_batch, decode_live, decode_sent)
-from service.store.base import LiveMutation, UserRecord
+                                decode_batch, decode_live, decode_sent)
+from service.store.base import LiveMutation, SentMutation, UserRecord
 
 
 class MemoryProfileStore:
@@ -56,9 +56,12 @@ class MemoryProfileStore:
             if new is not None:
                 self._data[key] = ENCODER.encode(new)
 
-    async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None:
-        for user_id, log in logs.items():
-            self._data[self.keys.sent(user_id)] = ENCODER.encode(log)
+    async def update_sent(self, mutations: dict[str, SentMutation], ttl_s: float) -> None:
+        for user_id, mutate in mutations.items():
+            key = self.keys.sent(user_id)
+            new = mutate(self._get(key, decode_sent))
+            if new is not None:
+                self._data[key] = ENCODER.encode(new)
 
     async def delete_sessions(self, session_ids: Sequence[str]) -> int:
         return sum(self._data.pop(self.keys.session(s), None) is not None for s in session_ids)

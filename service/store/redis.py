@@ -35,10 +35,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
-from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, SentLog,
+from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState,
                                 decode_batch, decode_live, decode_sent)
 from service.metrics import REDIS_ERRORS_TOTAL
-from service.store.base import LiveMutation, StoreUnavailable, UserRecord
+from service.store.base import LiveMutation, SentMutation, StoreUnavailable, UserRecord
 from service.store.near_cache import NearCache
 from service.store.pipelined import PipelinedReader
 
@@ -262,12 +262,22 @@ class RedisProfileStore:
 
     async def update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]) -> None:
         try:
-            await self._update_live(mutations, ttl_s)
+            await self._compare_and_set(mutations, ttl_s, decode_live, "live state")
         finally:
             self._forget(list(mutations))
 
-    async def _update_live(self, mutations: dict[str, LiveMutation], ttl_s: dict[str, float]
-                           ) -> None:
+    async def update_sent(self, mutations: dict[str, SentMutation], ttl_s: float) -> None:
+        keys = {self.keys.sent(user_id): mutate for user_id, mutate in mutations.items()}
+        try:
+            await self._compare_and_set(keys, dict.fromkeys(keys, ttl_s), decode_sent,
+                                        "sent log")
+        finally:
+            self._forget(list(keys))
+
+    async def _compare_and_set(self, mutations: dict[str, Callable], ttl_s: dict[str, float],
+                               decode: Callable, what: str) -> None:
+        """Apply each mutation to the value at its key by compare-and-set, reading again and
+        calling the mutation again for the keys a concurrent writer changed meanwhile."""
         pending = dict(mutations)
         for _ in range(MAX_CAS_ROUNDS):
             if not pending:
@@ -276,7 +286,7 @@ class RedisProfileStore:
             current = await self._write(lambda: self._mget_across(keys))
             writes = []
             for key, raw in zip(keys, current):
-                new = pending[key](_decode(raw, decode_live))
+                new = pending[key](_decode(raw, decode))
                 if new is None:
                     del pending[key]
                 else:
@@ -306,21 +316,8 @@ class RedisProfileStore:
             for (key, _, _), ok in zip(writes, applied):
                 if ok:
                     del pending[key]
-        raise StoreUnavailable(f"live state of {len(pending)} subject(s) kept changing under "
+        raise StoreUnavailable(f"{what} of {len(pending)} key(s) kept changing under "
                                "concurrent writers; retry the request")
-
-    async def put_sent(self, logs: dict[str, SentLog], ttl_s: float) -> None:
-        async def write():
-            pipe = self.writer.pipeline(transaction=False)
-            for user_id, sent in logs.items():
-                pipe.set(self.keys.sent(user_id), ENCODER.encode(sent), ex=max(1, int(ttl_s)))
-            return await pipe.execute()
-
-        if logs:
-            try:
-                await self._write(write)
-            finally:
-                self._forget([self.keys.sent(user_id) for user_id in logs])
 
     async def delete_sessions(self, session_ids: Sequence[str]) -> int:
         deleted = 0
