@@ -79,7 +79,8 @@ class Candidates:
         false, that -1 reads), best first."""
         found = self._array
         if found is None:
-            found = self._array = np.asarray(self.idx)  # a view of the packed column: no copy
+            # a view of the packed column (no copy); an empty list must not come out float
+            found = self._array = np.asarray(self.idx, dtype=np.int32)
         return mask[found].nonzero()[0].tolist()
 
 

@@ -137,6 +137,24 @@ async def test_customer_known_only_from_live_events_is_new(redis_client, demo_bu
     assert items[0] not in _ids(body)
 
 
+@pytest.mark.parametrize("event", [
+    {"type": "view"},  # known only from a view: no candidates at all
+    {"type": "view", "market": "DE"},
+    {"type": "purchase", "item_id": "not-in-the-bundle"},
+    {"type": "purchase", "ts": "2000-01-01T00:00:00Z"},  # before training: nothing to fold in
+])
+async def test_customer_unseen_at_training_without_candidates_gets_every_section(
+        redis_client, demo_bundle, event):
+    item = demo_bundle.items.id(int(demo_bundle["popular_idx"][0][0]))
+    r = await redis_client.post("/v1/events", json={"events": [
+        {"event_id": "u1", "item_id": item, "user_id": "no-candidates", **event}]})
+    assert r.status_code == 200, r.text
+    body = await _home(redis_client, "no-candidates")
+    assert body["audience"] == "personal" and body["layout"] == "new"
+    for sections in ("on_sale", "new_arrivals", ",".join(SECTIONS)):
+        await _home(redis_client, "no-candidates", sections=sections)
+
+
 async def test_redis_down_degrades_to_the_market_homepage(demo_bundle, dead_redis_url, profiles):
     store = RedisProfileStore(dead_redis_url, timeout_s=0.1, retry_after_s=5)
     user = _customer(profiles, "new")
