@@ -168,7 +168,11 @@ class LiveLimits:
 
 
 def _push(items: list[LiveItem], item: LiveItem, cap: int) -> list[LiveItem]:
-    """Newest first; an item already present moves to the front."""
+    """Newest first, one entry per item at its newest time: an item already present takes
+    the event's time only when that is newer (a late event does not make it older); the
+    oldest go beyond ``cap``."""
+    if any(x.item_id == item.item_id and x.ts >= item.ts for x in items):
+        return items
     rest = [x for x in items if x.item_id != item.item_id]
     return sorted([item, *rest], key=lambda x: -x.ts)[:cap]
 
@@ -202,7 +206,8 @@ def apply_events(state: LiveState | None, events: list[TimedEvent], now: float,
         else:
             returned = _push(returned, item, limits.returned)
         if e.size is not None:
-            sizes = [SizeSignal(e.item_id, e.size, e.type, timed.ts), *sizes][:limits.sizes]
+            sizes = sorted([SizeSignal(e.item_id, e.size, e.type, timed.ts), *sizes],
+                           key=lambda x: -x.ts)[:limits.sizes]  # the oldest go
         if e.market is not None:
             market = e.market
     # remembered from their arrival, not their own ``ts``: a resent batch of events older than

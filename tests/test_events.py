@@ -36,6 +36,42 @@ def test_ids_are_forgotten_after_the_window():
     assert applied == 1
 
 
+def _batch(*events) -> bytes:
+    return msgspec.json.encode({"events": [
+        {"item_id": "i1", "user_id": "u1", **event} for event in events]})
+
+
+def test_a_late_event_does_not_make_an_item_older():
+    """A view or purchase that arrives after a newer one of the same item keeps the newer
+    time (a replayed purchase must not date the customer's last purchase back)."""
+    now = time.time()
+    state, _, _ = apply_events(None, parse_batch(_batch(
+        {"event_id": "v-new", "type": "view", "ts": "2026-01-02T00:00:00Z"},
+        {"event_id": "p-new", "type": "purchase", "ts": "2026-01-02T00:00:00Z"}), now),
+        now, LiveLimits())
+    state, applied, _ = apply_events(state, parse_batch(_batch(
+        {"event_id": "v-old", "type": "view", "ts": "2025-01-01T00:00:00Z"},
+        {"event_id": "p-old", "type": "purchase", "ts": "2025-01-01T00:00:00Z"}), now),
+        now, LiveLimits())
+    assert applied == 2
+    jan2 = 1767312000.0  # 2026-01-02T00:00:00Z
+    assert [(x.item_id, x.ts) for x in state.viewed] == [("i1", jan2)]
+    assert [(x.item_id, x.ts) for x in state.purchased] == [("i1", jan2)]
+
+
+def test_the_oldest_size_signals_go_first():
+    now = time.time()
+    limits = LiveLimits(sizes=3)
+    recent = [{"event_id": f"m{k}", "type": "view", "item_id": f"i{k}", "size": "M",
+               "ts": f"2026-01-0{k + 1}T00:00:00Z"} for k in range(3)]
+    state, _, _ = apply_events(None, parse_batch(_batch(*recent), now), now, limits)
+    late = [{"event_id": f"x{k}", "type": "view", "item_id": f"j{k}", "size": "XS",
+             "ts": f"2025-06-0{k + 1}T00:00:00Z"} for k in range(3)]
+    state, _, _ = apply_events(state, parse_batch(_batch(*late), now), now, limits)
+    assert [s.size for s in state.sizes] == ["M", "M", "M"]
+    assert [s.ts for s in state.sizes] == sorted((s.ts for s in state.sizes), reverse=True)
+
+
 @pytest.mark.parametrize("body, message", [
     (b'{"events": [], "x": 1}', "unknown field `x`"),
     (b'{"events": [{"event_id": "e1", "type": "view", "item_id": "i1", "user_id": "u1"}], '
