@@ -83,7 +83,10 @@ class EventIngestor:
             def mutate(old: LiveState | None) -> LiveState | None:
                 unlinked.pop(key, None)  # called again when a concurrent write won
                 new, applied, bought = apply_events(old, groups[key], now, self.limits)
-                outcome[key] = (applied, bought)
+                # purchases newer than the folded-in list: an earlier fold-in failed (its
+                # batch was a 503, and the resend is all duplicates); fold in again
+                behind = old is not None and any(p.ts > old.folded_at for p in old.purchased)
+                outcome[key] = (applied, bought or behind)
                 extra = links.get(key, set()) - set((new or old or LiveState()).sessions)
                 if extra:
                     base = new or old or LiveState()
@@ -122,7 +125,7 @@ class EventIngestor:
 
         def mutation(items: list[int], scores: list[float], folded_at: float) -> LiveMutation:
             def mutate(old: LiveState | None) -> LiveState | None:
-                if old is None:
+                if old is None or old.folded_at > folded_at:  # a newer fold-in came first
                     return None
                 return msgspec.structs.replace(old, candidates=[ids[i] for i in items],
                                                scores=scores, folded_at=folded_at)

@@ -1,16 +1,21 @@
 """Live events, fold-in, sessions and erasure, end to end on real Redis."""
 
 import datetime as dt
+import time
 
+import msgspec
 import pytest
 import redis
 from litestar.testing import AsyncTestClient
 
+from artifacts.catalog import Catalog
 from artifacts.profiles import KeyScheme, decode_live
 from service.app import create_app
-from service.ingest import MAX_LINKED_SESSIONS
+from service.events import parse_batch
+from service.ingest import MAX_LINKED_SESSIONS, EventIngestor
+from service.recommender import Recommender
 from service.settings import Settings
-from service.store import RedisProfileStore
+from service.store import RedisProfileStore, StoreUnavailable
 from training.redis_push import push_profiles
 
 
@@ -248,3 +253,46 @@ async def test_events_survive_redis_losing_its_scripts(client, raw_redis, redis_
     assert r.status_code == 200 and r.json()["accepted"] == 1
     live = decode_live(raw_redis.get(KeyScheme(redis_prefix).live("script-user")))
     assert [v.item_id for v in live.viewed] == ["i00002", "i00001"]
+
+
+class _ReadFailsOnce(RedisProfileStore):
+    """A real Redis store whose next batch read fails, as when Redis stalls for a moment:
+    the fold-in after a purchase cannot read the customer."""
+
+    failures = 0
+
+    async def get_users(self, user_ids):
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("redis did not answer")
+        return await super().get_users(user_ids)
+
+
+async def test_a_fold_in_that_failed_is_redone_when_the_batch_is_resent(
+        demo_bundle, redis_url, redis_prefix):
+    store = _ReadFailsOnce(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    ingest = EventIngestor(Recommender(Catalog(demo_bundle), store), user_ttl_s=3600,
+                           session_ttl_s=3600)
+    items = _popular_items(demo_bundle, 2)
+    now = time.time()
+    body = msgspec.json.encode({"events": [
+        _event(f"f{k}", "purchase", item, user="fold-fail") for k, item in enumerate(items)]})
+    try:
+        store.failures = 1
+        with pytest.raises(StoreUnavailable):  # the API answers 503: resend
+            await ingest.ingest(parse_batch(body, now), now)
+        live = (await store.get_user("fold-fail")).live
+        assert len(live.purchased) == 2 and not live.candidates  # applied, not folded in
+        result = await ingest.ingest(parse_batch(body, now + 1), now + 1)
+        assert result.accepted == 0 and result.duplicates == 2 and result.folded == 1
+        live = (await store.get_user("fold-fail")).live
+        assert live.candidates and live.folded_at == max(p.ts for p in live.purchased)
+        # an older fold-in never overwrites a newer one
+        newer = msgspec.structs.replace(live, folded_at=live.folded_at + 60,
+                                        candidates=["kept"], scores=[1.0])
+        await store.update_live({store.keys.live("fold-fail"): lambda _: newer},
+                                {store.keys.live("fold-fail"): 3600})
+        await ingest.refold(["fold-fail"], now + 2)
+        assert (await store.get_user("fold-fail")).live.candidates == ["kept"]
+    finally:
+        await store.close()
