@@ -180,7 +180,8 @@ def _push(items: list[LiveItem], item: LiveItem, cap: int) -> list[LiveItem]:
 def apply_events(state: LiveState | None, events: list[TimedEvent], now: float,
                  limits: LiveLimits) -> tuple[LiveState | None, int, bool]:
     """Merge ``events`` into ``state``; returns (new state or None if nothing changed,
-    events applied, whether a purchase was applied). Events whose id was applied in the last
+    events applied, whether a purchase or a return was applied: the folded-in list is then
+    out of date). Events whose id was applied in the last
     ``limits.idempotency_s`` (counted from when it arrived, whatever its ``ts``) are skipped, so
     applying the same batch twice has the effect of applying it once."""
     state = state or LiveState()
@@ -205,6 +206,7 @@ def apply_events(state: LiveState | None, events: list[TimedEvent], now: float,
             bought = True
         else:
             returned = _push(returned, item, limits.returned)
+            bought = True  # the purchases to fold in changed
         if e.size is not None:
             sizes = sorted([SizeSignal(e.item_id, e.size, e.type, timed.ts), *sizes],
                            key=lambda x: -x.ts)[:limits.sizes]  # the oldest go

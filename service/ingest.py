@@ -112,8 +112,13 @@ class EventIngestor:
         records = await self.store.get_users(user_ids)
         histories, newest = [], []
         for record in records:
-            live_items = [p.item_id for p in record.live.purchased] if record.live else []
-            batch_items = record.batch.purchased if record.batch else []
+            live = record.live
+            # a purchase returned afterwards says "not for me": it is not folded in
+            returned = {x.item_id: x.ts for x in live.returned} if live else {}
+            live_items = [p.item_id for p in live.purchased
+                          if returned.get(p.item_id, -1.0) < p.ts] if live else []
+            batch_items = [i for i in record.batch.purchased
+                           if i not in returned] if record.batch else []
             ordered = list(dict.fromkeys([*live_items, *batch_items]))
             histories.append([i for i in map(index, ordered) if i is not None])
             newest.append(max((p.ts for p in record.live.purchased), default=0.0)

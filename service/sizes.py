@@ -55,10 +55,13 @@ class SizeResponse(msgspec.Struct, kw_only=True):
 
 
 def _live_signals(live: LiveState | None, trained_until: float) -> list[SizeSignal]:
-    """Live size signals that are not already in the trainer's profile."""
+    """Live size signals that are not already in the trainer's profile, without purchases
+    the customer returned afterwards (a returned size is not a kept one)."""
     if live is None:
         return []
-    return [s for s in live.sizes if s.kind in ("view", "cart") or s.ts > trained_until]
+    returned = {x.item_id: x.ts for x in live.returned}
+    return [s for s in live.sizes if (s.kind in ("view", "cart") or s.ts > trained_until)
+            and not (s.kind == "purchase" and returned.get(s.item_id, -1.0) >= s.ts)]
 
 
 class SizeAdvisor:

@@ -1,5 +1,6 @@
 """Live events, fold-in, sessions and erasure, end to end on real Redis."""
 
+import asyncio
 import datetime as dt
 import time
 
@@ -294,5 +295,35 @@ async def test_a_fold_in_that_failed_is_redone_when_the_batch_is_resent(
                                 {store.keys.live("fold-fail"): 3600})
         await ingest.refold(["fold-fail"], now + 2)
         assert (await store.get_user("fold-fail")).live.candidates == ["kept"]
+    finally:
+        await store.close()
+
+
+async def test_a_return_is_folded_in_as_not_for_me(demo_bundle, redis_url, redis_prefix):
+    """Training gives a returned purchase no weight; live, a return takes the item out of the
+    folded-in history and out of the size evidence."""
+    from service.sizes import _live_signals
+
+    store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    ingest = EventIngestor(Recommender(Catalog(demo_bundle), store), user_ttl_s=3600,
+                           session_ttl_s=3600)
+    kept, back = _popular_items(demo_bundle, 2)
+    now = time.time()
+    try:
+        bought = msgspec.json.encode({"events": [
+            _event("r-k", "purchase", kept, user="returner", size="M"),
+            _event("r-b", "purchase", back, user="returner", size="L")]})
+        await ingest.ingest(parse_batch(bought, now), now)
+        both = (await store.get_user("returner")).live.candidates
+        returned = msgspec.json.encode({"events": [
+            _event("r-r", "return", back, user="returner")]})
+        result = await ingest.ingest(parse_batch(returned, now + 1), now + 1)
+        assert result.folded == 1
+        live = (await store.get_user("returner")).live
+        only_kept = await asyncio.to_thread(
+            ingest.foldin().candidates, [[demo_bundle.items.index(kept)]], 100)
+        assert live.candidates != both
+        assert live.candidates == [demo_bundle.items.id(i) for i in only_kept[0][0]]
+        assert [(s.item_id, s.size) for s in _live_signals(live, 0.0)] == [(kept, "M")]
     finally:
         await store.close()
