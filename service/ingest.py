@@ -97,6 +97,12 @@ class EventIngestor:
 
         await self.store.update_live({key: mutation(key) for key in groups}, ttl)
         dropped = [s for sessions in unlinked.values() for s in sessions]
+        # a session an event names with its customer is theirs, as after a login: its size
+        # and page views read the customer's state
+        marks = {keys.session(s): _mark(owner[key], now) for key, sessions in links.items()
+                 for s in sorted(sessions) if s not in dropped}
+        if marks:
+            await self.store.update_live(marks, dict.fromkeys(marks, self.session_ttl_s))
         if dropped:
             await self.store.delete_sessions(dropped)
         accepted = sum(applied for applied, _ in outcome.values())
@@ -165,12 +171,9 @@ class EventIngestor:
                 sizes=sizes[:limits.sizes], market=mine.market or session.market,
                 sessions=sessions, updated=now)
 
-        def mark_session(old: LiveState | None) -> LiveState:
-            return msgspec.structs.replace(old or LiveState(), user_id=user_id, updated=now)
-
         keys = self.store.keys
         await self.store.update_live(
-            {keys.live(user_id): into_user, keys.session(session_id): mark_session},
+            {keys.live(user_id): into_user, keys.session(session_id): _mark(user_id, now)},
             {keys.live(user_id): self.user_ttl_s, keys.session(session_id): self.session_ttl_s})
         if unlinked:
             await self.store.delete_sessions(unlinked)
@@ -187,3 +190,11 @@ def _link(new: list[str], linked: list[str]) -> tuple[list[str], list[str]]:
     customer when it was linked."""
     sessions = list(dict.fromkeys([*new, *linked]))
     return sessions[:MAX_LINKED_SESSIONS], sessions[MAX_LINKED_SESSIONS:]
+
+
+def _mark(user_id: str, now: float) -> LiveMutation:
+    """A live mutation: the session belongs to ``user_id`` (created if absent; written
+    either way, which renews its expiry)."""
+    def mutate(old: LiveState | None) -> LiveState:
+        return msgspec.structs.replace(old or LiveState(), user_id=user_id, updated=now)
+    return mutate

@@ -327,3 +327,17 @@ async def test_a_return_is_folded_in_as_not_for_me(demo_bundle, redis_url, redis
         assert [(s.item_id, s.size) for s in _live_signals(live, 0.0)] == [(kept, "M")]
     finally:
         await store.close()
+
+
+async def test_an_event_naming_customer_and_session_makes_the_session_theirs(
+        client, raw_redis, redis_prefix, demo_bundle):
+    item = _popular_items(demo_bundle, 1)[0]
+    r = await client.post("/v1/events", json={"events": [
+        _event("both-1", "purchase", item, user="both-u", session="both-s", size="M")]})
+    assert r.status_code == 200, r.text
+    keys = KeyScheme(redis_prefix)
+    session = decode_live(raw_redis.get(keys.session("both-s")))
+    assert session.user_id == "both-u" and raw_redis.ttl(keys.session("both-s")) > 0
+    assert decode_live(raw_redis.get(keys.live("both-u"))).sessions == ["both-s"]
+    r = await client.delete("/v1/users/both-u")
+    assert r.status_code == 200 and not raw_redis.exists(keys.session("both-s"))
