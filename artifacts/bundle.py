@@ -97,8 +97,9 @@ OPTIONAL_ARRAYS: dict[str, str] = {
     "size_loglik": "float32",
 }
 FAISS_FILES = ("item_factors.faiss",)
-#: Optional arrays with one row per market row (1 + len(manifest.markets)), not per item.
-MARKET_ROW_ARRAYS = frozenset({"new_idx", "new_score", "sale_idx", "sale_score"})
+#: Arrays with one row per market row (1 + len(manifest.markets)), not per item.
+MARKET_ROW_ARRAYS = frozenset({"popular_idx", "popular_score", "new_idx", "new_score",
+                               "sale_idx", "sale_score"})
 #: Optional tables with no row per item or market (their row count is not checked).
 TABLE_ARRAYS = frozenset({"size_loglik"})
 
@@ -284,7 +285,7 @@ def resolve(path: Path | str) -> Path:
 def read_manifest(bundle_dir: Path) -> BundleManifest:
     try:
         manifest = msgspec.json.decode((bundle_dir / MANIFEST_FILE).read_bytes(), type=BundleManifest)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise BundleError(f"{bundle_dir} has no {MANIFEST_FILE}: not a bundle or not committed")
     except msgspec.DecodeError as exc:
         raise BundleError(f"{bundle_dir / MANIFEST_FILE} is corrupt: {exc}") from exc
@@ -339,6 +340,11 @@ class Bundle:
                 raise BundleError(f"{bundle_dir}: {name}.npy has dtype {array.dtype}, not {dtype}")
             arrays[name] = array
         n_items = len(arrays["items"])
+        for name in ARRAYS:  # a row per item (or market row), or lookups fail mid-request
+            rows = 1 + len(manifest.markets) if name in MARKET_ROW_ARRAYS else n_items
+            if len(arrays[name]) != rows:
+                raise BundleError(f"{bundle_dir}: {name}.npy has {len(arrays[name])} rows, "
+                                  f"not {rows}")
         for name, dtype in OPTIONAL_ARRAYS.items():
             path = bundle_dir / f"{name}.npy"
             if not path.exists():
@@ -354,7 +360,14 @@ class Bundle:
                 raise BundleError(f"{bundle_dir}: {name}.npy has dtype {array.dtype} and "
                                   f"{len(array)} rows, not {dtype} x {rows}")
             arrays[name] = array
-        index = faiss.read_index(str(bundle_dir / "item_factors.faiss"), faiss.IO_FLAG_MMAP)
+        try:
+            index = faiss.read_index(str(bundle_dir / "item_factors.faiss"), faiss.IO_FLAG_MMAP)
+        except RuntimeError as exc:
+            raise BundleError(f"{bundle_dir}: cannot read item_factors.faiss: {exc}") from exc
+        factors = arrays["item_factors"]
+        if index.ntotal != n_items or index.d != (factors.shape[1] if factors.ndim == 2 else -1):
+            raise BundleError(f"{bundle_dir}: item_factors.faiss holds {index.ntotal} vectors of "
+                              f"{index.d}, not {n_items} of the item factors' width")
         return cls(bundle_dir, manifest, arrays, index)
 
     def profile_records(self) -> Iterator[ProfileRecord]:

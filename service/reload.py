@@ -158,7 +158,8 @@ class BundleReloader:
                 return self._refuse(key, f"{type(exc).__name__}: {exc}", explicit, logged=True)
             serving.install(self.state)  # no await between building and this: one step
             self.serving = serving
-            self._refused.pop(key, None)
+            self._refused.clear()  # current moved on: a refused target that comes back is
+            # tried (and, if still bad, logged) again
             gc.freeze()  # as at start-up: keep the new catalogue out of full collections
             if self.on_swap is not None:
                 self.on_swap(serving)

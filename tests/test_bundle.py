@@ -12,7 +12,7 @@ from artifacts.profiles import BatchProfile, ProfileRecord
 from training.models.als import build_index
 
 
-def _write(root, version, n_items=5, fail_before_commit=False):
+def _write(root, version, n_items=5, fail_before_commit=False, arrays=None):
     with BundleWriter(root, version) as w:
         rng = np.random.default_rng(0)
         arrays = {
@@ -21,9 +21,12 @@ def _write(root, version, n_items=5, fail_before_commit=False):
             "item_sensitive": np.zeros(n_items, bool), "item_in_stock": np.ones(n_items, bool),
             "item_price": np.ones(n_items), "item_list_price": np.ones(n_items),
             "neighbours_idx": np.full((n_items, 2), -1), "neighbours_score": np.zeros((n_items, 2)),
-            "neighbours_source": np.zeros((n_items, 2)), "popular_idx": np.arange(n_items)[None],
-            "popular_score": np.ones((1, n_items)),
+            "neighbours_source": np.zeros((n_items, 2)),
+            # overall, then one row per market of the manifest (SE)
+            "popular_idx": np.tile(np.arange(n_items), (2, 1)),
+            "popular_score": np.ones((2, n_items)),
             "item_factors": rng.random((n_items, 4)),
+            **(arrays or {}),
         }
         for name, array in arrays.items():
             w.add_array(name, array)
@@ -92,6 +95,31 @@ def test_other_schema_version_is_refused(tmp_path):
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="schema 999"):
         Bundle.open(path)
+
+
+@pytest.mark.parametrize("name, array", [
+    ("neighbours_idx", np.full((4, 2), -1)),  # a row short: lookups of the last item fail
+    ("item_factors", np.ones((6, 4))),
+    ("popular_idx", np.arange(5)[None]),  # no row for the market
+])
+def test_an_array_of_the_wrong_length_is_refused(tmp_path, name, array):
+    path = _write(tmp_path, "v1", arrays={name: array})  # its checksum is right
+    with pytest.raises(BundleError, match=f"{name}.npy has"):
+        Bundle.open(path)
+
+
+def test_a_faiss_index_that_does_not_match_the_factors_is_refused(tmp_path):
+    path = _write(tmp_path, "v1")
+    other = _write(tmp_path, "v2", n_items=6)
+    (path / "item_factors.faiss").write_bytes((other / "item_factors.faiss").read_bytes())
+    with pytest.raises(BundleError, match="item_factors.faiss holds 6 vectors"):
+        Bundle.open(path, verify=False)
+
+
+def test_current_as_a_plain_file_is_refused_as_no_bundle(tmp_path):
+    (tmp_path / CURRENT_LINK).write_text("v1")
+    with pytest.raises(BundleError, match="has no manifest.json"):
+        Bundle.open(tmp_path)
 
 
 def test_missing_bundle_says_how_to_make_one(tmp_path):

@@ -231,5 +231,12 @@ async def test_watcher_swaps_a_good_bundle_after_refusing_a_bad_one(
         await eventually(lambda: any("hot-swapped" in r.getMessage() for r in caplog.records),
                          what="the swap to the repaired bundle")
         ready = (await client.get("/ready")).json()
+        assert len(_refusals(caplog)) == 1
+        # current moved on and came back to the bad bundle: refused, and said so, again
+        bad = next(p.name for p in tmp_path.iterdir() if p.name not in (good, "repaired")
+                   and not p.name.startswith(".") and p.name != "current")
+        publish_link = tmp_path / ".current-bad"
+        os.symlink(bad, publish_link)
+        os.replace(publish_link, tmp_path / "current")
+        await eventually(lambda: len(_refusals(caplog)) == 2, what="the second refusal")
     assert ready["bundle_version"] == resolve(second_bundle_root).name != good
-    assert len(_refusals(caplog)) == 1
