@@ -199,6 +199,7 @@ class BundleWriter:
         self.root = Path(root)
         self.version = version or new_version()
         self.root.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.root)
         self.tmp = self.root / f".tmp-{self.version}-{os.getpid()}"
         self.tmp.mkdir()
         self._profile_parts = 0
@@ -266,6 +267,21 @@ def publish(root: Path | str, version: str) -> None:
     os.symlink(version, tmp_link)
     os.replace(tmp_link, root / CURRENT_LINK)
     _fsync_dir(root)
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Remove the folders of writers killed before they could clean up (``.tmp-*-<pid>`` of a
+    process that no longer runs): never a bundle, never another live writer's."""
+    for tmp in root.glob(".tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not (tmp.is_dir() and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def resolve(path: Path | str) -> Path:

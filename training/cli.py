@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import msgspec
 import redis
 
 from artifacts.bundle import Bundle, BundleError
-from training.config import TrainConfig
+from training.config import ConfigError, TrainConfig
 from training.data import DATASETS, DataError, load_dataset
 from training.erasures import drop_erased, read_erasures
 
@@ -207,6 +208,17 @@ def _evaluate_sizes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable(root: Path) -> None:
+    """Stop now when bundles cannot be written under ``root``."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"--out {root}: cannot create the bundles folder: {exc.strerror}"
+                        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise DataError(f"--out {root}: the bundles folder is not writable")
+
+
 def _train(args: argparse.Namespace) -> int:
     from training.models.segments import describe as describe_segments
     from training.pipeline import train
@@ -221,14 +233,16 @@ def _train(args: argparse.Namespace) -> int:
                         "--no-evaluate")
     if args.holdout_days is not None and args.holdout_days < 1:
         raise DataError(f"--holdout-days must be at least 1, got {args.holdout_days}")
+    _writable(args.out)  # before hours of training, not after
     started = time.perf_counter()
     options = {"seed": args.seed} if args.dataset == "synthetic" else {}
     data = load_dataset(args.dataset, args.data, **options)
     data = drop_erased(data, read_erasures(None if args.no_redis else args.redis_url,
                                            args.redis_prefix, args.erasures))
-    if args.until:
-        from training.evaluation.split import parse_date
-        data = data.before(parse_date(args.until, "--until"))
+    if args.until:  # as if trained on that day: prices and dates derived before it only
+        from training.evaluation.split import mask_future, parse_date
+        cut = parse_date(args.until, "--until")
+        data = mask_future(data.before(cut), cut)
     metrics = None
     if not args.no_evaluate:
         from training.evaluation.holdout import holdout_evaluation, manifest_metrics
@@ -312,12 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM ends a run as Ctrl-C does: a bundle being written is removed, current untouched
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return args.run(args)
-    except (DataError, BundleError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (DataError, BundleError, ConfigError, msgspec.ValidationError,
+            msgspec.DecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the output folder: not writable, a file, the disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
         print(f"error: Redis: {exc} (use --no-redis to skip writing profiles)", file=sys.stderr)

@@ -13,6 +13,10 @@ from msgspec import Meta
 
 from artifacts.homepage_rules import HomepageRules
 
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or holds what TrainConfig does not accept."""
+
 Positive = Annotated[int, Meta(ge=1)]
 NonNegative = Annotated[float, Meta(ge=0)]
 
@@ -182,10 +186,24 @@ class TrainConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Defaults, then a JSON or TOML file, then explicit overrides (None values ignored)."""
         data: dict = {}
         if path is not None:
-            raw = Path(path).read_bytes()
-            data = msgspec.toml.decode(raw) if str(path).endswith(".toml") else msgspec.json.decode(raw)
+            path = Path(path)
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+            try:
+                data = (msgspec.toml.decode(raw) if path.suffix.lower() == ".toml"
+                        else msgspec.json.decode(raw))
+            except msgspec.DecodeError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: expected an object of TrainConfig fields, "
+                                  f"got {type(data).__name__}")
         data.update({k: v for k, v in overrides.items() if v is not None})
-        return msgspec.convert(data, cls)
+        try:
+            return msgspec.convert(data, cls)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{path or 'config'}: {exc}") from None
 
     def to_dict(self) -> dict:
         return msgspec.to_builtins(self)

@@ -33,7 +33,12 @@ def read_erasures(url: str | None, prefix: str = "reco", file: Path | None = Non
     if file is not None:
         if not file.is_file():
             raise DataError(f"{file}: erasure list not found")
-        erased |= {line.strip() for line in file.read_text().splitlines() if line.strip()}
+        try:  # utf-8-sig: a byte-order mark is not part of the first id
+            text = file.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{file}: erasure list is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start})") from None
+        erased |= {line.strip() for line in text.splitlines() if line.strip()}
     return erased
 
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from artifacts.vocabulary import Vocabulary
 from training.config import TrainConfig
-from training.data.schema import CanonicalData
+from training.data.schema import CanonicalData, DataError
 
 log = logging.getLogger(__name__)
 UNCATEGORISED = "uncategorised"
@@ -68,7 +68,8 @@ def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions
     if dropped:
         log.warning("dropped %d purchase(s) of items missing from the catalogue", dropped)
     if purchases.height == 0:
-        raise ValueError(f"{data.name}: no purchase refers to an item in the catalogue")
+        raise DataError(f"{data.name}: no purchase refers to an item in the catalogue (compare "
+                        "the purchases' item ids with the items table's)")
 
     users = Vocabulary(sorted(purchases["user_id"].unique().to_list()))
     user_map = pl.DataFrame({"user_id": users.ids, "user_idx": np.arange(len(users), dtype=np.int32)})

@@ -43,7 +43,8 @@ from pathlib import Path
 import polars as pl
 
 from training.data.readers import find_file, read_source
-from training.data.schema import CUSTOMERS, ITEMS, PURCHASES, CanonicalData, conform
+from training.data.schema import (CUSTOMERS, ITEMS, PURCHASES, CanonicalData, DataError,
+                                  conform)
 
 NAME = "online_retail"
 FILES = ("online_retail.parquet", "online_retail.csv")
@@ -86,14 +87,23 @@ def load(data_dir: str | Path) -> CanonicalData:
         "InvoiceDate": "datetime", "UnitPrice": "float", "CustomerID": "float",
         "Country": "text"}, datetime_formats=DATE_FORMATS)
 
+    customer = pl.col("CustomerID")
+    odd = raw.filter(customer.is_not_null() & (customer.is_nan() | customer.is_infinite()
+                                               | (customer != customer.round(0))
+                                               | (customer.abs() >= 2.0**53)))
+    if odd.height:
+        examples = ", ".join(map(str, odd["CustomerID"].unique().head(3).to_list()))
+        raise DataError(f"{path.name}: column 'CustomerID' holds {odd.height} value(s) that are "
+                        f"not whole customer numbers (e.g. {examples})")
     rows = raw.with_columns(
         pl.col("StockCode").str.strip_chars().str.to_uppercase().alias("item_id"),
-        pl.col("CustomerID").cast(pl.Int64).cast(pl.String).alias("user_id"),
+        customer.cast(pl.Int64).cast(pl.String).alias("user_id"),
         pl.col("InvoiceNo").str.strip_chars().str.to_uppercase().str.starts_with("C")
         .fill_null(False).alias("cancelled"),
         _market("Country").alias("country"),
     ).filter(
-        pl.col("user_id").is_not_null() & (pl.col("Quantity") != 0) & (pl.col("UnitPrice") > 0)
+        pl.col("user_id").is_not_null() & (pl.col("Quantity") != 0)
+        & (pl.col("UnitPrice") > 0) & pl.col("UnitPrice").is_finite()
         & pl.col("item_id").str.contains(PRODUCT_CODE)
     )
     is_cancellation = pl.col("cancelled") | (pl.col("Quantity") < 0)
