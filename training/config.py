@@ -14,8 +14,9 @@ from msgspec import Meta
 from artifacts.homepage_rules import HomepageRules
 
 
-class ConfigError(ValueError):
-    """A config file that cannot be read or holds what TrainConfig does not accept."""
+class ConfigError(msgspec.ValidationError):
+    """A config file that cannot be read or holds what TrainConfig does not accept (a
+    ``msgspec.ValidationError``, as an invalid value has always been)."""
 
 Positive = Annotated[int, Meta(ge=1)]
 NonNegative = Annotated[float, Meta(ge=0)]
