@@ -92,7 +92,8 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redis-url", default=os.environ.get("RECO_REDIS_URL",
                                                          "redis://127.0.0.1:6379/0"),
                    help="target Redis (default: $RECO_REDIS_URL or redis://127.0.0.1:6379/0)")
-    p.add_argument("--redis-prefix", default=os.environ.get("RECO_REDIS_PREFIX", "reco"))
+    p.add_argument("--redis-prefix", default=os.environ.get("RECO_REDIS_PREFIX", "reco"),
+                   help="key prefix in Redis (default: $RECO_REDIS_PREFIX or 'reco')")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_push)
 
