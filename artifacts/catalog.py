@@ -36,6 +36,9 @@ class Catalog:
         self._available = [row.astype(np.uint8).tobytes() for row in avail]
         self.category: list[int] = np.asarray(bundle["item_category"]).tolist()
         self._repurchasable = frozenset(np.flatnonzero(bundle["item_repurchasable"]).tolist())
+        #: sensitive items (maternity, intimate, medical): one flag per item, and their indices
+        self.sensitive = np.asarray(bundle["item_sensitive"], dtype=np.uint8).tobytes()
+        self.sensitive_idx = frozenset(np.flatnonzero(bundle["item_sensitive"]).tolist())
         self.categories: list[str] = list(bundle.manifest.categories)
         # plain ndarray views of the memory maps: same pages, without np.memmap's per-index
         # Python overhead on every request

@@ -73,7 +73,7 @@ def not_again(catalog: Catalog, profile: BatchProfile | None) -> set[int]:
 
 def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
              market: str | None, repurchase: bool = False,
-             exclude: Iterable[str] = ()) -> Selection:
+             exclude: Iterable[str] = (), hide_sensitive: bool = False) -> Selection:
     """"For you": the profile's candidates minus items unavailable in ``market`` and minus
     what the customer bought, topped up with popular items of the market, then overall.
     Without a profile: popular.
@@ -85,7 +85,8 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     just bought", and their own exclusions passed in that list).
 
     ``exclude`` names items left out whatever the rule, e.g. what the customer bought since
-    the last training run ("never the jacket you bought yesterday")."""
+    the last training run ("never the jacket you bought yesterday"). ``hide_sensitive``
+    leaves out sensitive items (the customer did not consent to them), top-ups included."""
     row = catalog.market_row(market)
     available = catalog.available(row)
     index = catalog.items.index
@@ -94,14 +95,15 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     notes: list[str] = []
     taken: set[int] = set()
     if profile is not None:
-        ids = catalog.ids
+        ids, sensitive = catalog.ids, catalog.sensitive
         bought = set(profile.purchased)
         kept: list[int] = []  # positions in the candidate list
         kept_ids: list[str] = []
         for position, idx in enumerate(profile.candidate_indices(catalog.version, index)):
             if len(kept) >= n:
                 break
-            if idx < 0 or idx in taken or not available[idx]:
+            if idx < 0 or idx in taken or not available[idx] or \
+                    (hide_sensitive and sensitive[idx]):
                 continue
             item_id = ids[idx]
             if item_id in blocked or (item_id in bought
@@ -121,6 +123,8 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
         seen = not_again(catalog, profile) if repurchase else purchased_indices(catalog, profile)
         seen.update(i for i in map(index, blocked) if i is not None)
         seen |= taken
+        if hide_sensitive:
+            seen |= catalog.sensitive_idx
         fill_popular(catalog, row, n, out, seen, popular_source(market))
         if len(out) < n and row != 0:
             fill_popular(catalog, 0, n, out, seen, POPULAR)

@@ -54,6 +54,13 @@ class SizeResponse(msgspec.Struct, kw_only=True):
     notes: list[str] = []
 
 
+OPTED_OUT = "customer opted out of personalisation: no size from their history"
+
+
+def _opted_out(record) -> bool:
+    return record.batch is not None and record.batch.consent_personalisation is False
+
+
 def _live_signals(live: LiveState | None, trained_until: float) -> list[SizeSignal]:
     """Live size signals that are not already in the trainer's profile, without purchases
     the customer returned afterwards (a returned size is not a kept one)."""
@@ -82,7 +89,7 @@ class SizeAdvisor:
 
     def _answer(self, catalog: Catalog, view: SizeView, item: int, item_id: str,
                 profile: Sequence[SizePreference], live: Sequence[SizeSignal], *,
-                degraded: bool, **who) -> SizeResponse:
+                degraded: bool, notes: list[str] | None = None, **who) -> SizeResponse:
         answer = choose_size(view, item, profile, live)
         system = view.system_of(item)
         used_profile = any(p.system == system for p in profile)
@@ -94,7 +101,8 @@ class SizeAdvisor:
             item_id=item_id, size=answer.size, confidence=answer.confidence,
             reason=answer.reason, basis=answer.basis, size_system=system,
             sizes_on_offer=view.offered(item), source=source, degraded=degraded,
-            bundle_version=catalog.version, notes=[STORE_DOWN] if degraded else [], **who)
+            bundle_version=catalog.version,
+            notes=[STORE_DOWN] if degraded else list(notes or []), **who)
 
     def _item(self, catalog: Catalog, item_id: str) -> int:
         item = catalog.items.index(item_id)
@@ -111,6 +119,9 @@ class SizeAdvisor:
         except StoreUnavailable:
             return self._answer(catalog, view, item, item_id, (), (), degraded=True,
                                 user_id=user_id)
+        if _opted_out(record):
+            return self._answer(catalog, view, item, item_id, (), (), degraded=False,
+                                notes=[OPTED_OUT], user_id=user_id)
         profile = record.batch.sizes if record.batch is not None else []
         return self._answer(catalog, view, item, item_id, profile,
                             _live_signals(record.live, trained_until), degraded=False,
@@ -127,6 +138,9 @@ class SizeAdvisor:
             live = list(session.sizes) if session is not None else []
             if session is not None and session.user_id:
                 record = await store.get_user(session.user_id)
+                if _opted_out(record):  # the customer's, and so this session's, history
+                    return self._answer(catalog, view, item, item_id, (), (), degraded=False,
+                                        notes=[OPTED_OUT], session_id=session_id)
                 profile = record.batch.sizes if record.batch is not None else []
                 live += _live_signals(record.live, trained_until)
                 # a login carried the session's signals over to the customer: count them once
