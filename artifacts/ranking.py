@@ -131,6 +131,19 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
     return Selection(out, source, notes)
 
 
+def for_you(catalog: Catalog, profile: BatchProfile | None, *, n: int, market: str | None,
+            exclude: Iterable[str] = ()) -> Selection:
+    """The "for you" list as served (and measured offline): :func:`for_user` with the
+    repurchase rule and the customer's consent. A customer who opted out of personalisation
+    (``consent_personalisation`` false) gets the popular list without what they bought;
+    sensitive items appear only when the customer consented to them (``consent_sensitive``)."""
+    opted_out = profile is not None and profile.consent_personalisation is False
+    return for_user(catalog, None if opted_out else profile, n=n, market=market,
+                    repurchase=True,
+                    exclude=[*profile.purchased, *exclude] if opted_out else exclude,
+                    hide_sensitive=profile is not None and profile.consent_sensitive is not True)
+
+
 def similar(catalog: Catalog, item: int, *, n: int, market: str | None,
             exclude: set[int] = frozenset()) -> Selection:
     """Neighbours of item index ``item`` available in ``market`` and not in ``exclude``,

@@ -85,16 +85,10 @@ class Recommender:
             self.resolve_market(catalog, market)  # 400 before touching the store
         profile, just_bought, degraded = await self._profile(user_id, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
-        opted_out = profile is not None and profile.consent_personalisation is False
         # bought earlier: back only as "buy again" of a repurchasable item; bought since
-        # training (live events): never. Opted out: popular items, without what they bought.
-        # Sensitive items only with the customer's consent.
-        picked = ranking.for_user(
-            catalog, None if opted_out else profile, n=n, market=market_name,
-            repurchase=True,
-            exclude=[*profile.purchased, *just_bought] if opted_out else just_bought,
-            hide_sensitive=profile is not None and profile.consent_sensitive is not True)
-        if opted_out:
+        # training (live events): never; the customer's consent (see ranking.for_you)
+        picked = ranking.for_you(catalog, profile, n=n, market=market_name, exclude=just_bought)
+        if profile is not None and profile.consent_personalisation is False:
             picked.notes.insert(0, OPTED_OUT)
         elif profile is None:
             picked.notes.insert(0, STORE_DOWN if degraded else UNKNOWN_CUSTOMER)

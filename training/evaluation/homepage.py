@@ -11,7 +11,7 @@ each (what a carousel shows without scrolling), the first 12. Rows, all measured
 this split with :func:`training.evaluation.metrics.figures` (MAP@12, recall@12, NDCG@12,
 coverage):
 
-* ``for_you``: the single "for you" list (:func:`artifacts.ranking.for_user`, the served row);
+* ``for_you``: the single "for you" list (:func:`artifacts.ranking.for_you`, the served row);
 * ``popularity``: the harness's last-7-days popularity baseline;
 * ``homepage``: the page by the bundle's segment rules;
 * ``<section> first``: the same page for everyone with that section moved to the top of the
@@ -40,7 +40,7 @@ import msgspec
 from artifacts.bundle import Bundle
 from artifacts.catalog import Catalog
 from artifacts.homepage import (PERSONAL, SEGMENTS, UNKNOWN, HomepageView, Layout, build)
-from artifacts.ranking import for_user
+from artifacts.ranking import for_you
 from training.config import TrainConfig
 from training.data import load_dataset
 from training.evaluation import baselines
@@ -144,7 +144,7 @@ def _answer(view: HomepageView, split: Split, profiles: dict, visible: int):
         if market is None or not catalog.knows_market(market):
             market = (profile.market if profile is not None and profile.market
                       and catalog.knows_market(profile.market) else None)
-        picked = for_user(catalog, profile, n=K, market=market, repurchase=True)
+        picked = for_you(catalog, profile, n=K, market=market)
         lists["for_you"][user] = [i.item_id for i in picked.items]
         if profile is None:
             if market not in market_pages:

@@ -3,9 +3,10 @@
 The trainer fits and exports a real bundle (into a temporary directory, no Redis), the bundle is
 opened with :class:`artifacts.bundle.Bundle` (checksums verified), wrapped in the service's
 :class:`artifacts.catalog.Catalog`, and every test customer is answered by
-:func:`artifacts.ranking.for_user` with their batch profile from the bundle (None for a customer
-without history, who gets the popular list, as the service answers an unknown customer) and
-``repurchase=True``, the "for you" rule (bought items come back only when repurchasable).
+:func:`artifacts.ranking.for_you` with their batch profile from the bundle (None for a customer
+without history, who gets the popular list, as the service answers an unknown customer): the
+"for you" rule (bought items come back only when repurchasable) and the customer's consent
+(no sensitive items without it; popular items for a customer who opted out).
 
 The market of a request is the customer's storefront in the test period when the bundle knows
 it, else the profile's market, else none: the precedence of ``service/recommender.py``.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from artifacts.bundle import Bundle, BundleManifest
 from artifacts.catalog import Catalog
-from artifacts.ranking import for_user
+from artifacts.ranking import for_you
 from training.config import TrainConfig
 from training.evaluation.baselines import Answers
 from training.evaluation.split import Split
@@ -39,7 +40,7 @@ def answers_from_bundle(path: Path, split: Split, n: int) -> Answers:
         if market is None or not catalog.knows_market(market):
             market = (profile.market if profile is not None and profile.market
                       and catalog.knows_market(profile.market) else None)
-        picked = for_user(catalog, profile, n=n, market=market, repurchase=True)
+        picked = for_you(catalog, profile, n=n, market=market)
         lists[user] = [item.item_id for item in picked.items]
         if profile is not None and picked.source == "personal":
             personal.add(user)
