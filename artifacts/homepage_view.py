@@ -40,7 +40,7 @@ class HomepageView:
         bundle = catalog.bundle
         self.catalog = catalog
         self.rules, self.notes = rules_from_manifest(bundle.manifest)
-        self.sensitive = np.asarray(bundle["item_sensitive"], dtype=np.uint8).tobytes()
+        self.sensitive = catalog.sensitive
         self._names = bundle["item_name"] if bundle.has("item_name") else None
         self._price, self._list_price = bundle["item_price"], bundle["item_list_price"]
         self.sizes = SizeView.from_bundle(bundle)

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Annotated
 
 import msgspec
-import numpy as np
 from msgspec import Meta
 
 from artifacts import ranking
@@ -115,14 +114,7 @@ class PickEngine:
     def __init__(self, recommender: Recommender, config: PicksConfig):
         self.recommender = recommender
         self.config = config
-        self._sensitive: tuple[Catalog, frozenset[str]] | None = None
         self._foldin: FoldIn | None = None
-
-    def _sensitive_ids(self, catalog: Catalog) -> frozenset[str]:
-        if self._sensitive is None or self._sensitive[0] is not catalog:
-            flags = np.flatnonzero(np.asarray(catalog.bundle["item_sensitive"]))
-            self._sensitive = (catalog, frozenset(catalog.ids[i] for i in flags.tolist()))
-        return self._sensitive[1]
 
     def _foldin_for(self, catalog: Catalog) -> FoldIn:
         if self._foldin is None or self._foldin.catalog is not catalog:
@@ -142,7 +134,6 @@ class PickEngine:
         catalog, trained_until = self.recommender.snapshot()
         if market is not None:
             self.recommender.resolve_market(catalog, market, None)  # 400 on an unknown market
-        sensitive = self._sensitive_ids(catalog)
         rows = await self.recommender.store.get_users(user_ids)
         profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,
                                    version=catalog.version) for r in rows]
@@ -155,7 +146,7 @@ class PickEngine:
                                   reason="listed more than once: picked on the first line"))
                 continue
             seen.add(user_id)
-            pick, shown = self._pick_one(catalog, sensitive, user_id, row.sent, profile,
+            pick, shown = self._pick_one(catalog, user_id, row.sent, profile,
                                          n=n, market=market, campaign=campaign, now=now)
             picks.append(pick)
             if record and shown:
@@ -234,8 +225,7 @@ class PickEngine:
                                               scores + p.candidate_scores(),
                                               [FOLDED] * len(folded) + p.candidate_sources())
 
-    def _pick_one(self, catalog: Catalog, sensitive: frozenset[str], user_id: str,
-                  sent: SentLog | None,
+    def _pick_one(self, catalog: Catalog, user_id: str, sent: SentLog | None,
                   profile: BatchProfile | None, *, n: int, market: str | None, campaign: str,
                   now: float) -> tuple[Pick, list[str]]:
         market_name = market or (profile.market if profile and profile.market and
@@ -253,22 +243,9 @@ class PickEngine:
         exclude = [*(profile.purchased if profile else []), *shown]
         effective = msgspec.structs.replace(base or BatchProfile(bundle_version=catalog.version),
                                             purchased=exclude)
-        margin = 0
-        if not allow_sensitive:
-            # sensitive candidates go before selection, so the list still fills up to n
-            ids = effective.candidate_ids()
-            if not sensitive.isdisjoint(ids):
-                keep = [k for k, c in enumerate(ids) if c not in sensitive]
-                scores, sources = effective.candidate_scores(), effective.candidate_sources()
-                effective = effective.with_candidates([ids[k] for k in keep],
-                                                      [scores[k] for k in keep],
-                                                      [sources[k] for k in keep])
-            margin = 10  # popular top-ups may hold a few sensitive items
-        chosen = ranking.for_user(catalog, effective, n=n + margin, market=market_name)
+        chosen = ranking.for_user(catalog, effective, n=n, market=market_name,
+                                  hide_sensitive=not allow_sensitive)
         items = chosen.items
-        if margin:
-            items = [i for i in items if i.item_id not in sensitive]
-        items = items[:n]
         source = chosen.source if base is not None else ranking.popular_source(market_name)
         reason = None if personal or profile is None else "no consent to personalisation"
         return Pick(user_id=user_id, items=items, source=source, market=market_name,

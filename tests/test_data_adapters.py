@@ -289,13 +289,32 @@ def test_wrong_type_names_the_file_and_column(tmp_path):
         load_dataset("hm", tmp_path)
 
 
-def test_bad_date_in_csv_names_the_file_and_column(tmp_path):
-    (tmp_path / "online_retail.csv").write_text(
+def _online_retail_csv(folder, second_row: str) -> None:
+    """An Online Retail file of a good row and ``second_row``."""
+    (folder / "online_retail.csv").write_text(
         "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
         "536365,85123A,WHITE HEART,6,12/1/2010 8:26,2.55,17850,United Kingdom\n"
-        "536366,71053,WHITE LANTERN,6,soon,3.39,17850,United Kingdom\n")
+        f"{second_row}\n")
+
+
+def test_bad_date_in_csv_names_the_file_and_column(tmp_path):
+    _online_retail_csv(tmp_path, "536366,71053,WHITE LANTERN,6,soon,3.39,17850,United Kingdom")
     with pytest.raises(DataError, match=r"online_retail\.csv: column 'InvoiceDate'.*'soon'"):
         load_dataset("online_retail", tmp_path)
+
+
+def test_online_retail_customer_ids_must_be_whole_numbers(tmp_path):
+    _online_retail_csv(tmp_path,
+                       "536366,71053,WHITE LANTERN,6,12/1/2010 8:28,3.39,12583.5,United Kingdom")
+    with pytest.raises(DataError, match=r"online_retail\.csv: column 'CustomerID'.*12583\.5"):
+        load_dataset("online_retail", tmp_path)
+
+
+def test_online_retail_drops_rows_without_a_price(tmp_path):
+    _online_retail_csv(tmp_path,
+                       "536366,71053,WHITE LANTERN,6,12/1/2010 8:28,NaN,17850,United Kingdom")
+    data = load_dataset("online_retail", tmp_path)
+    assert data.purchases["item_id"].to_list() == ["85123A"]
 
 
 def test_online_retail_csv_with_month_first_dates(tmp_path):

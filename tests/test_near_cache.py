@@ -146,6 +146,17 @@ async def _eventually(condition, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _read_after_loss(store, user: str):
+    """The customer's record, read as soon as the store answers again: the first read after
+    a lost link may meet the closed connection."""
+    for _ in range(50):
+        try:
+            return await store.get_user(user)
+        except Exception:
+            await asyncio.sleep(0.05)
+    return None
+
+
 @pytest.fixture
 async def stores(redis_url, redis_prefix):
     """(a store with a near cache, a plain client writing behind its back)."""
@@ -208,13 +219,7 @@ async def test_redis_a_lost_link_empties_the_cache_and_a_new_one_tracks_again(st
     await other.client_kill_filter(_id=mine[0]["id"])
     await _eventually(lambda: not store.near.enabled and len(store.near) == 0)
     await other.set(key, _profile("b"))
-    record = None
-    for _ in range(50):  # the first read after the loss may meet the closed link
-        try:
-            record = await store.get_user("u")
-            break
-        except Exception:
-            await asyncio.sleep(0.05)
+    record = await _read_after_loss(store, "u")
     assert record is not None and record.batch.bundle_version == "b"
     assert store.near.enabled
     await other.set(key, _profile("c"))
@@ -315,13 +320,7 @@ async def test_redis_a_silent_invalidation_link_is_found_and_replaced(redis_url,
         proxy.silence_subscriber()
         await other.delete(key)  # an erasure: this invalidation can no longer arrive
         await _eventually(lambda: not store.near.enabled and len(store.near) == 0, 2.0)
-        record = None
-        for _ in range(50):  # the first read after the loss may meet the closed link
-            try:
-                record = await store.get_user("u")
-                break
-            except Exception:
-                await asyncio.sleep(0.05)
+        record = await _read_after_loss(store, "u")
         assert record is not None and record.batch is None
         assert store.near.enabled and store.near.get([key]) == [None]  # a new link
         await other.set(key, _profile("b"))  # ... that hears of writes again

@@ -17,7 +17,7 @@ from artifacts.bundle import CURRENT_LINK, BundleWriter
 from tests.conftest import ROOT
 from training.cli import main
 from training.config import ConfigError, TrainConfig
-from training.data import DataError, load_dataset
+from training.data import DataError
 from training.data.schema import CanonicalData
 from training.erasures import read_erasures
 from training.interactions import build_interactions
@@ -50,24 +50,6 @@ def test_a_toml_config_is_read_whatever_the_case_of_its_suffix(tmp_path):
     path = tmp_path / "settings.TOML"
     path.write_text("factors = 8\n")
     assert TrainConfig.load(path).factors == 8
-
-
-def test_online_retail_customer_ids_must_be_whole_numbers(tmp_path):
-    (tmp_path / "online_retail.csv").write_text(
-        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-        "536365,85123A,WHITE HEART,6,12/1/2010 8:26,2.55,17850,United Kingdom\n"
-        "536366,71053,WHITE LANTERN,6,12/1/2010 8:28,3.39,12583.5,United Kingdom\n")
-    with pytest.raises(DataError, match=r"online_retail\.csv: column 'CustomerID'.*12583\.5"):
-        load_dataset("online_retail", tmp_path)
-
-
-def test_online_retail_drops_rows_without_a_price(tmp_path):
-    (tmp_path / "online_retail.csv").write_text(
-        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-        "536365,85123A,WHITE HEART,6,12/1/2010 8:26,2.55,17850,United Kingdom\n"
-        "536366,71053,WHITE LANTERN,6,12/1/2010 8:28,NaN,17850,United Kingdom\n")
-    data = load_dataset("online_retail", tmp_path)
-    assert data.purchases["item_id"].to_list() == ["85123A"]
 
 
 def test_purchases_of_no_catalogue_item_are_a_data_error(shop):
