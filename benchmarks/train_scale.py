@@ -331,7 +331,7 @@ def _worker_trainer(args) -> dict:
     result = train(data, config, args.bundles,
                    redis_url=None if args.no_redis else args.redis_url,
                    redis_prefix=args.redis_prefix, publish=True, progress=False,
-                   stages=Stages(watch=meter.watch))
+                   stages=Stages(watch=meter.watch), consume=True)
     return {"stages": meter.stages, "version": result.version,
             "profiles": result.manifest.counts["profiles"],
             "profiles_pushed": result.profiles_pushed, "counts": result.manifest.counts,

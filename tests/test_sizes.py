@@ -2,6 +2,7 @@
 decision function, and the two endpoints (real Redis for live signals, a dead one for
 degradation, an older bundle without a size model)."""
 
+import datetime as dt
 import json
 import shutil
 
@@ -21,8 +22,8 @@ from training.config import TrainConfig
 from training.data.schema import CanonicalData
 from training.data.synthetic import generate_shop_with_truth
 from training.interactions import build_interactions
-from training.models.sizes import (SizeConfig, fit_sizes, observations, pair_table,
-                                   size_order)
+from training.models.sizes import (SizeConfig, _evidence_profiles, _with_recency, fit_sizes,
+                                   observations, pair_table, size_order)
 from training.redis_push import push_profiles
 
 SHOP = {"seed": 7, "n_customers": 600, "n_items": 400, "days": 240}  # = conftest's shop
@@ -65,6 +66,43 @@ def test_size_orders():
     assert size_order(["petite", "tall", "regular"],
                       [["petite", "regular"], ["regular", "tall"]]) == ["petite", "regular", "tall"]
     assert size_order(["b", "a"], [["a", "b"], ["b", "a"]]) == ["b", "a"]  # a cycle: as seen
+
+
+def test_recency_counts_back_from_each_customers_latest_purchase_in_a_system():
+    """``back`` and ``n_sys`` as the definition reads, on interleaved customers and systems
+    (rows in purchase order per customer), checked against a plain loop."""
+    rng = np.random.default_rng(11)
+    rows = 300
+    obs = pl.DataFrame({"user_idx": np.sort(rng.integers(0, 20, rows)),
+                        "sys": rng.integers(0, 3, rows), "seq": np.arange(rows)})
+    got = _with_recency(obs)
+    for row in got.rows(named=True):
+        same = [r for r in obs.rows(named=True)
+                if (r["user_idx"], r["sys"]) == (row["user_idx"], row["sys"])]
+        assert row["n_sys"] == len(same)
+        assert row["back"] == sum(r["seq"] > row["seq"] for r in same)
+    assert _with_recency(obs.clear()).columns == [*obs.columns, "back", "n_sys"]
+
+
+def test_evidence_keeps_the_latest_purchases_heaviest_first():
+    """Evidence reads the last ``max_history`` purchases per system, sums their decayed
+    weights per (size, kind), lists them heaviest first (ties by size order, then kind) and
+    keeps at most ``max_evidence`` per system."""
+    end = dt.datetime(2024, 6, 1)
+    day = dt.timedelta(days=1)
+    # customer 0, system 0: sizes 2, 2, 1, 3 (kept) and 1 (too small), newest last
+    obs = pl.DataFrame({"user_idx": [0] * 5 + [1], "sys": [0] * 5 + [1],
+                        "pos": [2, 2, 1, 3, 1, 0], "kind": [0, 0, 0, 0, 1, 0],
+                        "ts": [end - 9 * day, end - 8 * day, end - 2 * day, end - 2 * day,
+                               end - 2 * day, end]})
+    orders = {"alpha": ["S", "M", "L", "XL"], "shoes": ["40"]}
+    config = SizeConfig(max_history=4, max_evidence=2, half_life_days=2)
+    profiles = _evidence_profiles(_with_recency(obs), end, list(orders), orders, config)
+    # the oldest purchase (size L, 9 days ago) is past max_history; L's second one weighs
+    # 0.5 ** 4; M kept, XL kept and M too small each 0.5 and tie: M kept comes first
+    assert profiles[0] == [SizePreference("alpha", "M", "kept", 0.5),
+                           SizePreference("alpha", "M", "small", 0.5)]
+    assert profiles[1] == [SizePreference("shoes", "40", "kept", 1.0)]
 
 
 def test_pair_table_sums_every_pair_of_a_customers_purchases():

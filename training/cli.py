@@ -257,7 +257,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train(data, config, args.out,
                    redis_url=None if args.no_redis else args.redis_url,
                    redis_prefix=args.redis_prefix, publish=not args.no_publish,
-                   progress=not args.quiet, metrics=metrics, gate=gate)
+                   progress=not args.quiet, metrics=metrics, gate=gate, consume=True)
     counts = result.manifest.counts
     if result.refused:
         print(f"bundle {result.version} -> {result.path} NOT published: {result.refused}\n"
