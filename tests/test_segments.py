@@ -92,6 +92,20 @@ def test_rfm_scores_rank_customers_and_ties_share_a_score():
     assert scores([1, 1, 1, 2], 5).tolist() == [1, 1, 1, 4]
 
 
+def test_spend_counts_the_quantity_bought():
+    """Spend is price x quantity: one line of 40 units at 100 outspends the VIP's twelve
+    orders at 300, so its monetary score is the top one (a line counted once it would be the
+    bottom one)."""
+    shop = _shop()
+    bulk = pl.DataFrame({"user_id": ["bulk"], "item_id": ["a"], "ts": [_ago(30)],
+                         "price": [100.0], "quantity": [40]})
+    purchases = pl.concat([shop.purchases, bulk.select(
+        pl.col(c).cast(shop.purchases.schema[c]) for c in bulk.columns)], how="diagonal")
+    _, labels = _segments(CanonicalData("shop", purchases, shop.items, shop.customers))
+    rfm = {u: next(s for s in v if s.startswith("rfm:"))[4:] for u, v in labels.items()}
+    assert rfm["bulk"][2] == "5" and rfm["bulk"][1] == "1"
+
+
 def test_thresholds_come_from_the_config():
     _, labels = _segments(_shop(), discount_min_markdown=0.5)  # 40% off is not enough now
     assert "discount_hunter" not in labels["hunter"]

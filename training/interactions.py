@@ -27,7 +27,8 @@ class Interactions:
     """Indexed training data.
 
     ``purchases`` keeps one row per purchase with ``user_idx``, ``item_idx``, ``ts``, ``weight``
-    (time-decayed, returns down-weighted) and ``country``; ``matrix`` sums the weights per
+    (time-decayed, returns down-weighted), ``country``, ``price`` (per unit), ``quantity``,
+    ``size``, ``fit`` and ``returned``; ``matrix`` sums the weights per
     (user, item) as a CSR matrix of shape (users, items), plus the weighted views and carts of
     those customers when ``config.view_weight`` / ``config.cart_weight`` are positive.
     """
@@ -86,8 +87,8 @@ def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions
                     * pl.when(pl.col("returned").fill_null(False))
                     .then(config.returned_weight).otherwise(1.0)).cast(pl.Float32)
         )
-        .select("user_idx", "item_idx", "ts", "weight", "country", "price", "size", "fit",
-                "returned")
+        .select("user_idx", "item_idx", "ts", "weight", "country", "price", "quantity",
+                "size", "fit", "returned")
         .sort("user_idx", "ts")
     )
     matrix = sp.coo_matrix(

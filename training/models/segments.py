@@ -7,8 +7,9 @@ names (:data:`artifacts.homepage.SEGMENTS`) and its scores as ``rfm:<R><F><M>``.
 
 * **orders**: distinct purchase times of a customer (one basket, one order).
 * **RFM scores** 1..``rfm_bins``: quantiles over the customers with purchases, by days since the
-  last order (recent = high), orders and spend (kept purchases, returns excluded). Ties share a
-  score: a score is ``1 + floor(bins * share of customers strictly worse)``.
+  last order (recent = high), orders and spend (price x quantity of the kept purchases, returns
+  excluded). Ties share a score: a score is ``1 + floor(bins * share of customers strictly
+  worse)``.
 * **discount_hunter**: at least ``discount_share`` of their priced purchases were paid at least
   ``discount_min_markdown`` below the item's usual (list) price.
 * **trend_seeker**: at least ``trend_share`` of their purchases came within ``trend_days`` of
@@ -105,7 +106,7 @@ def _per_user(data: CanonicalData, inter: Interactions, config: TrainConfig) -> 
         fresh=(pl.col("ts") - pl.col("first_seen")).dt.total_seconds()
         <= config.trend_days * DAY_S,
         kept_price=pl.when(pl.col("returned").fill_null(False)).then(0.0)
-        .otherwise(pl.col("price").fill_null(0.0)),
+        .otherwise(pl.col("price").fill_null(0.0) * pl.col("quantity").clip(lower_bound=1)),
     )
     per_user = rows.group_by("user_idx").agg(
         priced=pl.col("priced").sum(),
