@@ -64,33 +64,41 @@ def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions
     markets = _market_vocabulary(data)
 
     item_map = pl.DataFrame({"item_id": items.ids, "item_idx": np.arange(len(items), dtype=np.int32)})
-    purchases = data.purchases.join(item_map, on="item_id", how="inner")
-    dropped = data.purchases.height - purchases.height
+    # ids become indices column by column (replace_strict), not by joining whole tables: at
+    # 20M purchases every materialised intermediate of a join is gigabytes
+    kept = (data.purchases.lazy()
+            .select("user_id", "ts", "country", "price", "quantity", "size", "fit", "returned",
+                    item_idx=pl.col("item_id").replace_strict(
+                        item_map["item_id"], item_map["item_idx"], default=None))
+            .filter(pl.col("item_idx").is_not_null())
+            .collect())
+    dropped = data.purchases.height - kept.height
     if dropped:
         log.warning("dropped %d purchase(s) of items missing from the catalogue", dropped)
-    if purchases.height == 0:
+    if kept.height == 0:
         raise DataError(f"{data.name}: no purchase refers to an item in the catalogue (compare "
                         "the purchases' item ids with the items table's)")
 
-    users = Vocabulary(sorted(purchases["user_id"].unique().to_list()))
+    users = Vocabulary(kept["user_id"].unique().sort().to_list())
     user_map = pl.DataFrame({"user_id": users.ids, "user_idx": np.arange(len(users), dtype=np.int32)})
-    start = purchases["ts"].min()
-    end = purchases["ts"].max()
+    start = kept["ts"].min()
+    end = kept["ts"].max()
     half_life_us = config.half_life_days * 86_400e6
     purchases = (
-        purchases.join(user_map, on="user_id", how="inner")
+        kept.lazy()
         .with_columns(
-            age=(pl.lit(end) - pl.col("ts")).dt.total_microseconds().cast(pl.Float64),
-        )
-        .with_columns(
-            weight=(pl.lit(0.5).pow(pl.col("age") / half_life_us)
+            user_idx=pl.col("user_id").replace_strict(user_map["user_id"], user_map["user_idx"]),
+            weight=(pl.lit(0.5).pow((pl.lit(end) - pl.col("ts")).dt.total_microseconds()
+                                    .cast(pl.Float64) / half_life_us)
                     * pl.when(pl.col("returned").fill_null(False))
-                    .then(config.returned_weight).otherwise(1.0)).cast(pl.Float32)
+                    .then(config.returned_weight).otherwise(1.0)).cast(pl.Float32),
         )
         .select("user_idx", "item_idx", "ts", "weight", "country", "price", "quantity",
                 "size", "fit", "returned")
         .sort("user_idx", "ts")
+        .collect()
     )
+    del kept
     matrix = sp.coo_matrix(
         (purchases["weight"].to_numpy(), (purchases["user_idx"].to_numpy(),
                                           purchases["item_idx"].to_numpy())),

@@ -171,7 +171,8 @@ def _orders(data: CanonicalData, purchases: pl.DataFrame) -> dict[str, list[str]
         if sizes:
             declared.setdefault(system, []).append(sizes)
             labels.setdefault(system, []).extend(sizes)
-    bought = purchases.group_by("system", "size").agg(pl.col("ts").min()).sort("ts")
+    bought = (purchases.group_by("system", "size").agg(pl.col("ts").min())
+              .sort("ts", "system", "size"))
     for system, size, _ in bought.iter_rows():
         labels.setdefault(system, []).append(size)
     return {s: size_order(labels[s], declared.get(s, [])) for s in sorted(labels)}
@@ -182,30 +183,49 @@ def observations(data: CanonicalData, inter: Interactions, config: SizeConfig
     """Every sized purchase of a catalogue item with a size system, with its system index,
     position in the system's order, evidence kind (0 kept, 1 small, 2 large, null none),
     feedback (+1 small, -1 large, 0 fit, null none) and gift flag; and the size orders."""
-    item_info = data.items.select(
-        pl.int_range(pl.len(), dtype=pl.Int32).alias("item_idx"),
-        pl.col("size_system").alias("system"), "department")
+    # item attributes become integer codes per item, gathered by item index: no string column
+    # is copied to, grouped or joined over every purchase (at 20M purchases, gigabytes)
+    systems = data.items["size_system"]
+    system_names = systems.drop_nulls().unique().sort()
+    item_system = _codes(systems, system_names)
+    item_dept = _codes(data.items["department"],
+                       data.items["department"].drop_nulls().unique())
+    item_idx = inter.purchases["item_idx"].to_numpy()
     base = inter.purchases.select("user_idx", "item_idx", "ts", "size", "fit", "returned") \
-        .join(item_info, on="item_idx", how="left")
-    sized = base.filter(pl.col("system").is_not_null() & pl.col("size").is_not_null())
+        .with_columns(system=pl.Series(item_system[item_idx]),
+                      dept=pl.Series(item_dept[item_idx]))
+    sized = base.filter((pl.col("system") >= 0) & pl.col("size").is_not_null())
     if sized.height == 0:
         return sized, {}
-    orders = _orders(data, sized)
+    first_sold = (sized.group_by("system", "size").agg(pl.col("ts").min())
+                  .with_columns(pl.col("system").replace_strict(
+                      np.arange(system_names.len()), system_names)))
+    orders = _orders(data, first_sold)
     names = list(orders)
-    positions = pl.DataFrame(
-        [(s, label, i, p) for i, s in enumerate(names) for p, label in enumerate(orders[s])],
-        schema={"system": pl.String, "size": pl.String, "sys": pl.Int32, "pos": pl.Int32},
-        orient="row")
-    obs = sized.join(positions, on=["system", "size"], how="inner").with_row_index("row")
+    # (system code, size label) -> (index in names, position in its order)
+    labels = sorted({label for order in orders.values() for label in order})
+    label_code = {label: c for c, label in enumerate(labels)}
+    sys_of = np.full(system_names.len(), -1, np.int32)
+    pos_of = np.full((system_names.len(), len(labels)), -1, np.int32)
+    for code, name in enumerate(system_names.to_list()):
+        if name in orders:
+            sys_of[code] = names.index(name)
+            for p, label in enumerate(orders[name]):
+                pos_of[code, label_code[label]] = p
+    code = sized["system"].to_numpy()
+    label = sized["size"].replace_strict(labels, np.arange(len(labels)), default=-1,
+                                         return_dtype=pl.Int32).to_numpy()
+    pos = np.where(label >= 0, pos_of[code, label], -1)
+    obs = (sized.with_columns(sys=pl.Series(sys_of[code]), pos=pl.Series(pos))
+           .filter(pl.col("pos") >= 0).drop("system").with_row_index("row"))
 
     # probable gifts: a department that is a small minority of the customer's purchases
-    depts = base.filter(pl.col("department").is_not_null()).group_by(
-        "user_idx", "department").len()
+    depts = base.filter(pl.col("dept") >= 0).group_by("user_idx", "dept").len()
     depts = depts.with_columns(total=pl.col("len").sum().over("user_idx")).filter(
         (pl.col("total") >= config.gift_min_purchases)
         & (pl.col("len") < config.gift_department_share * pl.col("total")))
-    obs = obs.join(depts.select("user_idx", "department", gift=pl.lit(True)),
-                   on=["user_idx", "department"], how="left")
+    obs = obs.join(depts.select("user_idx", "dept", gift=pl.lit(True)),
+                   on=["user_idx", "dept"], how="left")
 
     # a return exchanged soon after for another size of the same item says which way
     returned = pl.col("returned").fill_null(False)
@@ -216,7 +236,7 @@ def observations(data: CanonicalData, inter: Interactions, config: SizeConfig
                 .filter((pl.col("ts_b") > pl.col("ts")) & (pl.col("pos_b") != pl.col("pos"))
                         & (pl.col("ts_b") <= pl.col("ts")
                            + dt.timedelta(days=config.exchange_days)))
-                .sort("ts_b").group_by("row").first()
+                .sort("ts_b", "pos_b").group_by("row").first()
                 .select("row", exchange=(pl.col("pos_b") - pl.col("pos")).sign()))
     obs = obs.join(exchange, on="row", how="left")
     fit = pl.col("fit")
@@ -236,6 +256,12 @@ def observations(data: CanonicalData, inter: Interactions, config: SizeConfig
     obs = obs.with_columns(gift=pl.col("gift").fill_null(False) | far.fill_null(False))
     return obs.select("user_idx", "item_idx", "ts", "sys", "pos", "kind", "feedback",
                       "gift").sort("user_idx", "ts"), orders
+
+
+def _codes(column: pl.Series, values: pl.Series) -> np.ndarray:
+    """Per row of ``column``, the position of its value in ``values`` (-1 for null)."""
+    return column.replace_strict(values, np.arange(values.len()), default=-1,
+                                 return_dtype=pl.Int32).to_numpy()
 
 
 @dataclass
@@ -288,7 +314,8 @@ def _fit_core(obs: pl.DataFrame, end: dt.datetime, item_system: np.ndarray,
 
     # size_loglik: pairs of one customer's purchases in one system
     rows0 = np.concatenate([[0], np.cumsum(kinds * lengths)[:-1]])
-    usable = _with_recency(own.filter(pl.col("kind").is_not_null()))
+    usable = _with_recency(own.filter(pl.col("kind").is_not_null())
+                           .select("user_idx", "ts", "sys", "pos", "kind"))
     recent = usable.filter(pl.col("back") < config.pair_history).with_columns(
         n=pl.min_horizontal("n_sys", config.pair_history)).filter(pl.col("n") >= 2)
     table = pair_table(recent, rows0, lengths, width)
@@ -371,12 +398,13 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
     purchases per system, heaviest first within a system, at most ``max_evidence`` per system.
     """
     half_life_s = config.half_life_days * 86_400
-    agg = (usable.filter(pl.col("back") < config.max_history)
-           .with_columns(w=pl.lit(0.5).pow((pl.lit(end) - pl.col("ts")).dt.total_seconds()
-                                           / half_life_s))
-           .group_by("user_idx", "sys", "pos", "kind").agg(pl.col("w").sum())
+    agg = (usable.lazy().filter(pl.col("back") < config.max_history)
+           .group_by("user_idx", "sys", "pos", "kind")
+           .agg(w=pl.lit(0.5).pow((pl.lit(end) - pl.col("ts")).dt.total_seconds()
+                                  / half_life_s).sum())
            .sort(["user_idx", "sys", "w", "pos", "kind"],
-                 descending=[False, False, True, False, False]))
+                 descending=[False, False, True, False, False])
+           .collect())
     if agg.height == 0:
         return {}
     user = agg["user_idx"].to_numpy()
