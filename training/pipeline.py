@@ -162,7 +162,7 @@ def _neighbours(inter: Interactions, factors: als.Factors, config: TrainConfig):
 def _recent_purchases(inter: Interactions, limit: int) -> pl.DataFrame:
     """Per user: distinct items bought, most recent first (capped), count and last date."""
     return (
-        inter.purchases.sort("ts", descending=True)
+        inter.purchases.select("user_idx", "item_idx", "ts").sort("ts", descending=True)
         .group_by("user_idx", maintain_order=True)
         .agg(items=pl.col("item_idx").unique(maintain_order=True).head(limit),
              n=pl.len(), last=pl.col("ts").max())

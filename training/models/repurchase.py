@@ -71,9 +71,11 @@ def repurchase_scores(purchases: pl.DataFrame, shape: tuple[int, int], end: dt.d
     """(users x items) buy-again scores: rate x decayed purchase count, repurchasable only."""
     decay = (pl.lit(0.5).pow((pl.lit(end) - pl.col("ts")).dt.total_seconds()
                              / (86_400 * half_life_days)))
-    rows = purchases.select("user_idx", "item_idx", w=decay)
+    repurchasable = pl.Series(model.repurchasable)
+    rows = purchases.select("user_idx", "item_idx", w=decay).filter(
+        pl.lit(repurchasable).gather(pl.col("item_idx")))  # the rest would score 0
     items = rows["item_idx"].to_numpy()
-    weight = rows["w"].to_numpy() * model.item_rate[items] * model.repurchasable[items]
+    weight = rows["w"].to_numpy() * model.item_rate[items]
     matrix = sp.csr_matrix((weight.astype(np.float32), (rows["user_idx"].to_numpy(), items)),
                            shape=shape)
     matrix.sum_duplicates()

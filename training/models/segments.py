@@ -99,7 +99,9 @@ def _item_facts(data: CanonicalData, inter: Interactions) -> pl.DataFrame:
 
 def _per_user(data: CanonicalData, inter: Interactions, config: TrainConfig) -> pl.DataFrame:
     end = inter.end
-    rows = inter.purchases.join(_item_facts(data, inter), on="item_idx", how="left").with_columns(
+    rows = inter.purchases.select(
+        "user_idx", "item_idx", "ts", "price", "quantity", "returned",
+    ).join(_item_facts(data, inter), on="item_idx", how="left").with_columns(
         priced=pl.col("price").is_not_null() & (pl.col("usual") > 0),
         discounted=pl.col("price") < pl.col("usual") * (1 - config.discount_min_markdown),
         dated=pl.col("first_seen").is_not_null(),
