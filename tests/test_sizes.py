@@ -103,6 +103,8 @@ def test_evidence_keeps_the_latest_purchases_heaviest_first():
     assert profiles[0] == [SizePreference("alpha", "M", "kept", 0.5),
                            SizePreference("alpha", "M", "small", 0.5)]
     assert profiles[1] == [SizePreference("shoes", "40", "kept", 1.0)]
+    none = SizeConfig(max_history=4, max_evidence=0)
+    assert _evidence_profiles(_with_recency(obs), end, list(orders), orders, none) == {}
 
 
 def test_pair_table_sums_every_pair_of_a_customers_purchases():

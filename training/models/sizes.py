@@ -411,6 +411,8 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
     sys_, pos, kind = (agg[c].to_numpy().astype(np.int64) for c in ("sys", "pos", "kind"))
     start, length = _runs(user.astype(np.int64) * len(names) + sys_)
     keep = (np.arange(user.size) - np.repeat(start, length)) < config.max_evidence
+    if not keep.any():  # max_evidence < 1: no evidence at all
+        return {}
     user, sys_, pos, kind = user[keep], sys_[keep], pos[keep], kind[keep]
     w4 = np.rint(agg["w"].to_numpy()[keep] * 1e4).astype(np.int64)  # weight to 4 decimals
     # one SizePreference (frozen) per distinct (system, size, kind, weight), shared
