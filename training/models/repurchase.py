@@ -23,6 +23,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from training.config import TrainConfig
+from training.models.sorted_runs import runs
 
 
 @dataclass
@@ -72,7 +73,7 @@ def _kept_pairs(purchases: pl.DataFrame, n_items: int) -> tuple[np.ndarray, np.n
         + purchases["item_idx"].to_numpy()
     order = np.argsort(key, kind="stable")
     key = key[order]
-    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    start, _ = runs(key)
     ts = purchases["ts"].dt.epoch("us").to_numpy()[order]
     kept = ~purchases["returned"].fill_null(False).to_numpy()[order]
     del order

@@ -40,6 +40,7 @@ from artifacts.vocabulary import Vocabulary
 from training.data.schema import CanonicalData
 from training.interactions import Interactions
 from training.models.size_weights import fit_weights
+from training.models.sorted_runs import runs
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,9 @@ def size_order(labels: list[str], declared: list[list[str]]) -> list[str]:
     return out + [x for x in labels if x not in set(out)]  # a cycle: first-seen order
 
 
-def _orders(data: CanonicalData, purchases: pl.DataFrame) -> dict[str, list[str]]:
+def _orders(data: CanonicalData, first_sold: pl.DataFrame) -> dict[str, list[str]]:
+    """Each size system's order of sizes, from the catalogue's declared sizes and
+    ``first_sold`` (one row per bought ``system`` and ``size``, with its first sale ``ts``)."""
     items = data.items.select("item_id", "size_system", "sizes").filter(
         pl.col("size_system").is_not_null())
     declared: dict[str, list[list[str]]] = {}
@@ -171,9 +174,8 @@ def _orders(data: CanonicalData, purchases: pl.DataFrame) -> dict[str, list[str]
         if sizes:
             declared.setdefault(system, []).append(sizes)
             labels.setdefault(system, []).extend(sizes)
-    bought = (purchases.group_by("system", "size").agg(pl.col("ts").min())
-              .sort("ts", "system", "size"))
-    for system, size, _ in bought.iter_rows():
+    for system, size in first_sold.sort("ts", "system", "size").select(
+            "system", "size").iter_rows():
         labels.setdefault(system, []).append(size)
     return {s: size_order(labels[s], declared.get(s, [])) for s in sorted(labels)}
 
@@ -213,8 +215,7 @@ def observations(data: CanonicalData, inter: Interactions, config: SizeConfig
             for p, label in enumerate(orders[name]):
                 pos_of[code, label_code[label]] = p
     code = sized["system"].to_numpy()
-    label = sized["size"].replace_strict(labels, np.arange(len(labels)), default=-1,
-                                         return_dtype=pl.Int32).to_numpy()
+    label = _codes(sized["size"], pl.Series(labels, dtype=pl.String))
     pos = np.where(label >= 0, pos_of[code, label], -1)
     obs = (sized.with_columns(sys=pl.Series(sys_of[code]), pos=pl.Series(pos))
            .filter(pl.col("pos") >= 0).drop("system").with_row_index("row"))
@@ -259,7 +260,8 @@ def observations(data: CanonicalData, inter: Interactions, config: SizeConfig
 
 
 def _codes(column: pl.Series, values: pl.Series) -> np.ndarray:
-    """Per row of ``column``, the position of its value in ``values`` (-1 for null)."""
+    """Per row of ``column``, the position of its value in ``values`` (-1 for a null or a
+    value not in ``values``)."""
     return column.replace_strict(values, np.arange(values.len()), default=-1,
                                  return_dtype=pl.Int32).to_numpy()
 
@@ -376,18 +378,12 @@ def _with_recency(obs: pl.DataFrame) -> pl.DataFrame:
     key = obs["user_idx"].to_numpy().astype(np.int64) * (int(obs["sys"].max()) + 1) \
         + obs["sys"].to_numpy()
     order = np.argsort(key, kind="stable")
-    start, length = _runs(key[order])
+    start, length = runs(key[order])
     back = np.empty(key.size, np.int32)
     back[order] = np.repeat(start + length, length) - 1 - np.arange(key.size)
     n_sys = np.empty(key.size, np.int32)
     n_sys[order] = np.repeat(length, length)
     return obs.with_columns(back=pl.Series(back), n_sys=pl.Series(n_sys))
-
-
-def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and length of each run of equal values in ``sorted_keys`` (non-empty)."""
-    start = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-    return start, np.diff(np.r_[start, sorted_keys.size])
 
 
 def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
@@ -409,7 +405,7 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
         return {}
     user = agg["user_idx"].to_numpy()
     sys_, pos, kind = (agg[c].to_numpy().astype(np.int64) for c in ("sys", "pos", "kind"))
-    start, length = _runs(user.astype(np.int64) * len(names) + sys_)
+    start, length = runs(user.astype(np.int64) * len(names) + sys_)
     keep = (np.arange(user.size) - np.repeat(start, length)) < config.max_evidence
     if not keep.any():  # max_evidence < 1: no evidence at all
         return {}
@@ -425,7 +421,7 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
         made[d] = SizePreference(name, orders[name][pos[row]], KINDS[kind[row]],
                                  int(w4[row]) / 1e4)
     prefs = made[which]
-    start, length = _runs(user)
+    start, length = runs(user)
     return {u: prefs[a:a + n].tolist()
             for u, a, n in zip(user[start].tolist(), start.tolist(), length.tolist())}
 
