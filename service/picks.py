@@ -25,7 +25,8 @@ Every cap that applies to a customer (default, the mail's market, each of their 
 enforced: a customer is capped when any of them is reached, and gets an empty pick with the
 reason. A cap's window may not be longer than the sent log is kept (``sent_ttl_days``). A
 customer listed more than once in one request is picked once, on the first line; the others
-get an empty pick saying so.
+get an empty pick saying so. A customer whose data was erased (``DELETE /v1/users/{id}``) and
+who has done nothing since gets an empty pick saying so, and no sent log is written for them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from service.schemas import RecommendedItem
 
 MAX_PICK_USERS = 1000
 DAY = 86_400.0
+ERASED = "erased: the customer's data was deleted on request; not to be mailed"
 
 
 class Cap(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -138,6 +140,8 @@ class PickEngine:
         profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,
                                    version=catalog.version) for r in rows]
         await self._refold_stale(catalog, rows, profiles, trained_until)
+        erased = await self.recommender.store.erased_among(
+            [u for u, row in zip(user_ids, rows) if row == (None, None, None)])
         picks, records = [], {}
         seen: set[str] = set()
         for user_id, row, profile in zip(user_ids, rows, profiles):
@@ -146,6 +150,9 @@ class PickEngine:
                                   reason="listed more than once: picked on the first line"))
                 continue
             seen.add(user_id)
+            if user_id in erased:
+                picks.append(Pick(user_id=user_id, items=[], source="none", reason=ERASED))
+                continue
             pick, shown = self._pick_one(catalog, user_id, row.sent, profile,
                                          n=n, market=market, campaign=campaign, now=now)
             picks.append(pick)

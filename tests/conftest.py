@@ -93,6 +93,14 @@ def redis_prefix(redis_url):
     delete_prefix(redis_url, prefix)
 
 
+@pytest.fixture
+def raw_redis(redis_url):
+    """A plain client of the test Redis, to look at keys the way an operator would."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory):
     """A Redis Cluster (``redis+cluster://`` URL): ``$RECO_TEST_REDIS_CLUSTER_URL``, or a local

@@ -6,7 +6,6 @@ import time
 
 import msgspec
 import pytest
-import redis
 from litestar.testing import AsyncTestClient
 
 from artifacts.catalog import Catalog
@@ -26,13 +25,6 @@ async def client(demo_bundle, redis_url, redis_prefix):
     store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)
     async with AsyncTestClient(create_app(Settings(), bundle=demo_bundle, store=store)) as c:
         yield c
-
-
-@pytest.fixture
-def raw_redis(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def _event(eid, kind, item, user=None, session=None, **extra):

@@ -179,6 +179,22 @@ async def test_a_customer_listed_twice_is_picked_and_recorded_once(make_client, 
     assert again["capped"]
 
 
+async def test_an_erased_customer_is_not_picked_and_no_sent_log_comes_back(
+        make_client, profiles, raw_redis, redis_prefix):
+    erased, kept = list(profiles)[:2]
+    async with await make_client() as c:
+        r = await c.delete(f"/v1/users/{erased}")
+        assert r.status_code == 200, r.text
+        lines = await _picks(c, users=[erased, kept, "never-seen"], campaign="weekly",
+                             record=True)
+    assert lines[0]["items"] == [] and lines[0]["source"] == "none"
+    assert "erased" in lines[0]["reason"] and not lines[0]["capped"]
+    assert len(lines[1]["items"]) == 6 and len(lines[2]["items"]) == 6
+    held = [k.decode() for k in raw_redis.scan_iter(match=f"{redis_prefix}:*")]
+    assert not [k for k in held if erased in k], held
+    assert [k for k in held if kept in k and k.endswith(":sent")]
+
+
 async def test_a_cap_of_more_mails_than_twenty_is_kept_to(make_client, profiles):
     user = next(iter(profiles))
     async with await make_client({"default_cap": {"max_mails": 25, "window_days": 7}}) as c:

@@ -184,6 +184,9 @@ async def test_erase_user_removes_customer_and_linked_sessions(store):
     assert "gone" in await store.erased_users()
     assert await store.erase_user("never-there", now=124.0) == 0
     assert set(await store.erased_users()) >= {"gone", "never-there"}
+    assert await store.erased_among(["stays", "gone", "never-there", "other"]) == {
+        "gone", "never-there"}
+    assert await store.erased_among([]) == set()
 
 
 async def test_concurrent_sent_log_updates_all_land(store):

@@ -77,6 +77,9 @@ class MemoryProfileStore:
     async def erased_users(self) -> list[str]:
         return sorted(self._erased)
 
+    async def erased_among(self, user_ids: Sequence[str]) -> set[str]:
+        return {u for u in user_ids if u in self._erased}
+
     async def ping(self) -> bool:
         return True
 

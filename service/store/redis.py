@@ -347,6 +347,13 @@ class RedisProfileStore:
         raw = await self._call(lambda: self.client.zrange(self.keys.erasures(), 0, -1))
         return [r.decode() for r in raw]
 
+    async def erased_among(self, user_ids: Sequence[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        ids = list(user_ids)
+        scores = await self._call(lambda: self.client.zmscore(self.keys.erasures(), ids))
+        return {u for u, score in zip(ids, scores) if score is not None}
+
     async def ping(self) -> bool:
         """True when Redis answers now (ignores the breaker, so readiness sees recovery); on a
         cluster, when every master answers (a plain PING would ask one node only)."""
