@@ -50,3 +50,32 @@ def test_ids_become_indices_and_purchases_weights():
 def test_no_purchase_of_a_catalogue_item_is_a_data_error():
     with pytest.raises(DataError, match="no purchase refers to an item in the catalogue"):
         build_interactions(_shop([("a", "zz", 1, False, 1)]), TrainConfig())
+
+
+def test_purchases_at_the_same_time_keep_the_files_order():
+    """Lines of one order share a timestamp: they stay in the order of the file, so that which
+    purchases count as a customer's latest (history, size evidence) is the same every run. A
+    million lines: large enough for a parallel sort, which need not keep the order of ties."""
+    n_users, n_lines = 25_000, 40
+    items = [f"i{k}" for k in range(n_lines)]
+    order = np.random.default_rng(3).permutation(n_lines)
+    rows = n_users * n_lines
+    purchases = pl.DataFrame({
+        "user_id": pl.Series(np.repeat(np.arange(n_users), n_lines)).cast(pl.String),
+        "item_id": pl.Series(np.array(items)[np.tile(order, n_users)]),
+        "ts": pl.repeat(END, rows, eager=True), "returned": pl.repeat(False, rows, eager=True),
+        "quantity": pl.repeat(1, rows, eager=True), "price": pl.repeat(10.0, rows, eager=True)})
+    data = CanonicalData("shop", purchases, pl.DataFrame({"item_id": items}))
+    inter = build_interactions(data, TrainConfig())
+    expected = np.tile([inter.items.index(items[k]) for k in order], n_users)
+    np.testing.assert_array_equal(inter.purchases["item_idx"].to_numpy(), expected)
+
+
+def test_a_market_from_purchases_is_the_most_frequent_country_ties_by_name():
+    purchases = pl.DataFrame({
+        "user_id": ["a", "a", "b", "b", "b"], "item_id": ["i1"] * 5, "ts": [END] * 5,
+        "country": ["SE", "DE", "FR", "SE", "SE"], "returned": [False] * 5,
+        "quantity": [1] * 5, "price": [10.0] * 5})
+    data = CanonicalData("shop", purchases, pl.DataFrame({"item_id": ["i1"]}))
+    inter = build_interactions(data, TrainConfig())
+    assert [inter.markets.ids[m] for m in inter.user_market] == ["DE", "SE"]

@@ -107,6 +107,21 @@ def test_evidence_keeps_the_latest_purchases_heaviest_first():
     assert _evidence_profiles(_with_recency(obs), end, list(orders), orders, none) == {}
 
 
+def test_evidence_weights_that_are_stored_equal_come_in_size_order():
+    """The order follows the weights as stored (4 decimals), then the size order: weights a
+    hair apart (0.50004 and 0.50001, both 0.5) are a tie. Sums in the last bits depend on the
+    order the group-by adds them in, and must not reorder a customer's evidence run to run."""
+    end = dt.datetime(2024, 6, 1)
+    obs = pl.DataFrame({"user_idx": [0, 0], "sys": [0, 0], "pos": [2, 1], "kind": [0, 0],
+                        "ts": [end - dt.timedelta(seconds=172_780),     # 0.5 ** 0.99988
+                               end - dt.timedelta(seconds=172_795)]})   # 0.5 ** 0.99997
+    orders = {"alpha": ["S", "M", "L", "XL"]}
+    config = SizeConfig(max_history=4, max_evidence=2, half_life_days=2)
+    profiles = _evidence_profiles(_with_recency(obs), end, list(orders), orders, config)
+    assert profiles[0] == [SizePreference("alpha", "M", "kept", 0.5),
+                           SizePreference("alpha", "L", "kept", 0.5)]
+
+
 def test_pair_table_sums_every_pair_of_a_customers_purchases():
     """``pair_table`` aggregates per customer and size; the oracle joins purchase to purchase,
     as the definition reads (random customers, two systems, all three kinds)."""

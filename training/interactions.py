@@ -95,7 +95,7 @@ def build_interactions(data: CanonicalData, config: TrainConfig) -> Interactions
         )
         .select("user_idx", "item_idx", "ts", "weight", "country", "price", "quantity",
                 "size", "fit", "returned")
-        .sort("user_idx", "ts")
+        .sort("user_idx", "ts", maintain_order=True)  # same-time lines keep the file's order
         .collect()
     )
     del kept
@@ -144,7 +144,8 @@ def _user_markets(data: CanonicalData, users: Vocabulary, markets: Vocabulary,
     """Market per user: the customer table's country, else the most frequent purchase country."""
     result = np.full(len(users), -1, dtype=np.int32)
     by_purchase = (purchases.drop_nulls("country").group_by("user_idx", "country").len()
-                   .sort("len", descending=True).unique("user_idx", keep="first"))
+                   .sort(["len", "country"], descending=[True, False])
+                   .unique("user_idx", keep="first"))  # ties: the first country by name
     for uidx, country in zip(by_purchase["user_idx"].to_list(), by_purchase["country"].to_list()):
         result[uidx] = markets.index(country)
     if data.customers is not None:

@@ -162,7 +162,8 @@ def _neighbours(inter: Interactions, factors: als.Factors, config: TrainConfig):
 def _recent_purchases(inter: Interactions, limit: int) -> pl.DataFrame:
     """Per user: distinct items bought, most recent first (capped), count and last date."""
     return (
-        inter.purchases.select("user_idx", "item_idx", "ts").sort("ts", descending=True)
+        # purchases are in (customer, time) order: reversed, the latest come first
+        inter.purchases.select("user_idx", "item_idx", "ts").reverse()
         .group_by("user_idx", maintain_order=True)
         .agg(items=pl.col("item_idx").unique(maintain_order=True).head(limit),
              n=pl.len(), last=pl.col("ts").max())

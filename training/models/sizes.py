@@ -255,8 +255,9 @@ def observations(data: CanonicalData, inter: Interactions, config: SizeConfig
     obs = obs.join(usual.select("user_idx", "sys", "med"), on=["user_idx", "sys"], how="left")
     far = (pl.col("pos") - pl.col("med")).abs() > config.far_steps
     obs = obs.with_columns(gift=pl.col("gift").fill_null(False) | far.fill_null(False))
-    return obs.select("user_idx", "item_idx", "ts", "sys", "pos", "kind", "feedback",
-                      "gift").sort("user_idx", "ts"), orders
+    # back in purchase order (the joins above need not keep it): rows were numbered in it
+    return obs.sort("row").select("user_idx", "item_idx", "ts", "sys", "pos", "kind",
+                                  "feedback", "gift"), orders
 
 
 def _codes(column: pl.Series, values: pl.Series) -> np.ndarray:
@@ -398,7 +399,11 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
            .group_by("user_idx", "sys", "pos", "kind")
            .agg(w=pl.lit(0.5).pow((pl.lit(end) - pl.col("ts")).dt.total_seconds()
                                   / half_life_s).sum())
-           .sort(["user_idx", "sys", "w", "pos", "kind"],
+           # the weight to 4 decimals, as stored; heaviest first by it, then by size and
+           # kind: the order does not depend on the last bits of a sum, whose summation
+           # order the group-by does not fix
+           .with_columns(w4=(pl.col("w") * 1e4).round().cast(pl.Int64))
+           .sort(["user_idx", "sys", "w4", "pos", "kind"],
                  descending=[False, False, True, False, False])
            .collect())
     if agg.height == 0:
@@ -410,7 +415,7 @@ def _evidence_profiles(usable: pl.DataFrame, end: dt.datetime, names: list[str],
     if not keep.any():  # max_evidence < 1: no evidence at all
         return {}
     user, sys_, pos, kind = user[keep], sys_[keep], pos[keep], kind[keep]
-    w4 = np.rint(agg["w"].to_numpy()[keep] * 1e4).astype(np.int64)  # weight to 4 decimals
+    w4 = agg["w4"].to_numpy()[keep]
     # one SizePreference (frozen) per distinct (system, size, kind, weight), shared
     width = max(len(o) for o in orders.values())
     code = ((sys_ * width + pos) * len(KINDS) + kind) * (int(w4.max()) + 1) + w4
