@@ -95,6 +95,7 @@ class BundleRefused(ServiceError):
 _AT = " - at `$"
 _NAMED_FIELD = re.compile(r"Object (?:contains unknown|missing required) field `(?P<name>.*)`",
                           re.DOTALL)
+TOO_DEEP = "request body is nested too deeply to be a request of this API"
 MAX_ECHOED = 64
 """Longest piece of the client's input (a field name, a value) an error message repeats."""
 
@@ -186,6 +187,15 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     return _respond(exc.status_code, code, detail, headers=headers or None)
 
 
+def _recursion(request: Request, exc: RecursionError) -> Response:
+    """msgspec gives up on a body nested deeper than the interpreter's recursion limit (a
+    2 KB body of brackets does it): the client's error, not ours. Any other RecursionError
+    is a bug, answered and logged as such."""
+    if "while deserializing" in str(exc):
+        return _respond(400, InvalidBody.code, TOO_DEEP)
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     # the route's template, not the path: paths hold customer ids
     log.exception("unhandled error on %s %s", request.method,
@@ -197,5 +207,6 @@ EXCEPTION_HANDLERS = {
     ServiceError: _service_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
+    RecursionError: _recursion,
     Exception: _unexpected,
 }

@@ -16,7 +16,7 @@ from msgspec import Meta
 
 from artifacts.ids import ID_PATTERN, MAX_ID_LENGTH
 from artifacts.profiles import LiveItem, LiveState, SizeSignal
-from service.errors import validation_problem
+from service.errors import TOO_DEEP, validation_problem
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN, max_length=MAX_ID_LENGTH)]
 EventType = Literal["view", "cart", "purchase", "return"]
@@ -118,6 +118,8 @@ def parse_batch(body: bytes, now: float) -> list[TimedEvent]:
                                f"{key}: {message}", [_problem(key, message)]) from None
     except msgspec.DecodeError as exc:
         raise InvalidBatchBody(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidBatchBody(TOO_DEEP) from None
     if not raw.events:
         raise EventValidationError([_problem("events", "at least one event is required")])
     if len(raw.events) > MAX_EVENTS:

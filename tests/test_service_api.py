@@ -210,6 +210,16 @@ async def test_every_post_answers_a_malformed_body_alike(client, path, body, det
         assert "nothing was applied" in answer["detail"]
 
 
+@pytest.mark.parametrize("path,field", [("/v1/events", "events"), ("/v1/picks", "users"),
+                                        ("/v1/sessions/s1/identify", "user_id")])
+async def test_a_body_nested_too_deeply_is_400(client, path, field):
+    """A few KB of brackets go past the decoder's recursion limit: the client's error."""
+    body = b'{"%s": %s%s}' % (field.encode(), b"[" * 5000, b"]" * 5000)
+    r = await client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_body" and "nested too deeply" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("path,body,key", [
     ("/v1/picks", {"users": "u1"}, "users"),
     ("/v1/picks", {"users": ["u1"], "n": "six"}, "n"),
