@@ -42,10 +42,13 @@ def popular_source(market: str | None) -> str:
 
 
 def fill_popular(catalog: Catalog, row: int, n: int, out: list[RecommendedItem],
-                 seen: set[int], source: str, category: int | None = None) -> None:
+                 seen: set[int], source: str, category: int | None = None,
+                 sold_in: int | None = None) -> None:
     """Append popular items of the market row (optionally one category) until ``out`` has
-    ``n``, skipping ``seen`` and unavailable items; ``seen`` is updated."""
-    available = catalog.available(row)
+    ``n``, skipping ``seen`` and items not available in market row ``sold_in`` (default:
+    ``row``; the overall list, row 0, tops up a market's answer with what that market
+    sells); ``seen`` is updated."""
+    available = catalog.available(row if sold_in is None else sold_in)
     ids = catalog.ids
     cats = catalog.category
     for idx, score in catalog.popular(row):
@@ -114,9 +117,13 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
             kept_ids.append(item_id)
         out = [RecommendedItem(item_id=item_id, score=score, source=source)
                for item_id, score, source in zip(kept_ids, *profile.candidates_at(kept))]
-        source = PERSONAL
-        if len(out) < n:
-            notes.append("topped up with popular items")
+        if out:
+            source = PERSONAL
+            if len(out) < n:
+                notes.append("topped up with popular items")
+        else:  # nothing of theirs left to show (bought, unavailable here, or no candidates)
+            source = popular_source(market)
+            notes.append("no personal candidates to show: popular items")
     else:
         source = popular_source(market)
     if len(out) < n:  # the full exclusion set is only needed for the top-up
@@ -127,7 +134,7 @@ def for_user(catalog: Catalog, profile: BatchProfile | None, *, n: int,
             seen |= catalog.sensitive_idx
         fill_popular(catalog, row, n, out, seen, popular_source(market))
         if len(out) < n and row != 0:
-            fill_popular(catalog, 0, n, out, seen, POPULAR)
+            fill_popular(catalog, 0, n, out, seen, POPULAR, sold_in=row)
     return Selection(out, source, notes)
 
 

@@ -173,3 +173,30 @@ def test_event_weights_add_views_and_carts_of_buyers(shop):
     assert weighted.matrix.nnz > plain.matrix.nnz
     assert weighted.matrix.sum() > plain.matrix.sum()
     assert weighted.purchases.equals(plain.purchases)  # purchases (and buy-again) unchanged
+
+
+def test_answers_for_a_market_hold_only_what_it_sells_top_ups_included(demo_bundle, profiles):
+    """When the market's popular list runs out, the overall one tops the answer up, still
+    with items that market sells."""
+    catalog = Catalog(demo_bundle)
+    assert catalog.markets
+    customer = next(p for p in profiles.values() if p.candidate_ids())
+    for market in catalog.markets:
+        sold = catalog.available(catalog.market_row(market))
+        for profile in (None, customer):
+            answer = for_user(catalog, profile, n=len(catalog.ids), market=market)
+            assert answer.items
+            off = [i.item_id for i in answer.items if not sold[catalog.items.index(i.item_id)]]
+            assert not off, (market, off[:5])
+
+
+def test_a_profile_with_nothing_to_show_is_answered_as_popular(demo_bundle):
+    """A profile without candidates (say, known only by a live event's market) yields popular
+    items, and says so: ``source`` is never ``personal`` without a personal item."""
+    catalog = Catalog(demo_bundle)
+    market = catalog.markets[0]
+    answer = for_user(catalog, BatchProfile(bundle_version=catalog.version, market=market),
+                      n=5, market=market)
+    assert answer.source == "popular_market" and len(answer.items) == 5
+    assert {i.source for i in answer.items} == {"popular_market"}
+    assert answer.notes == ["no personal candidates to show: popular items"]
