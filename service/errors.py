@@ -147,8 +147,16 @@ def _service_error(_: Request, exc: ServiceError) -> Response:
     return _respond(exc.status_code, exc.code, exc.detail, exc.fields)
 
 
+_MISSING = re.compile(r"Missing required (?P<source>query|path|header|cookie) parameter "
+                      r"'(?P<key>[^']{1,100})'")
+
+
 def _validation_error(_: Request, exc: ValidationException) -> Response:
     fields = exc.extra if isinstance(exc.extra, list) else []
+    missing = _MISSING.match(str(exc.detail)) if not fields else None
+    if missing:  # Litestar names a missing parameter in its message only
+        fields = [{"key": missing["key"], "source": missing["source"],
+                   "message": f"missing required {missing['source']} parameter"}]
     if any(isinstance(f, dict) and f.get("source") == "body" and f.get("key") == "data"
            and f.get("message") == "'data'" for f in fields):
         return _respond(400, InvalidBody.code, "a JSON request body is required")

@@ -24,6 +24,10 @@ before they read the store, so it costs no second read). Litestar still declares
 routes, their parameters and the OpenAPI schema; the parameters' rules are read from the
 handlers' signatures, not restated here. ``tests/test_fast_routes.py`` sends the same requests
 both ways and compares the answers.
+
+Ahead of both, a path with an empty segment (``//``) is refused with 404: Litestar's router
+would collapse it, so ``DELETE /v1/users//recommendations`` would erase a customer called
+"recommendations".
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 from litestar import Litestar
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -41,6 +46,7 @@ from service.api.homepage import HomepageController
 from service.api.recommendations import RecommendationController
 from service.api.sizes import SizeController
 from service.responses import ANSWER_SCOPE_KEY, EncodedAnswer, answer_body
+from service.schemas import ErrorBody
 
 #: The handlers taken on the short path: the page views of a shop's frontends.
 HOT = (RecommendationController.for_user, RecommendationController.similar,
@@ -166,6 +172,9 @@ class FastRoutes:
         self.answered = 0  # requests this layer answered itself (for the tests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            await _empty_segment(scope, send)
+            return
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("root_path") \
                 and _plain_host(scope["headers"]):
             path = scope["path"]
@@ -195,6 +204,16 @@ class FastRoutes:
         self.answered += 1
         await EncodedAnswer(body, 200)(scope, None, send)  # type: ignore[arg-type]
         return True
+
+
+async def _empty_segment(scope: Scope, send: Send) -> None:
+    """404 for a path with an empty segment, in the shape of every error answer."""
+    method = scope["method"]
+    body = msgspec.json.encode(ErrorBody(
+        status_code=404, error="not_found",
+        detail=f"no route {method} {scope['path'][:200]}: the path has an empty segment "
+               "(//; an id left out?); see /schema for the API"))
+    await EncodedAnswer(body, 404)(scope, None, send)  # type: ignore[arg-type]
 
 
 def _plain_host(headers) -> bool:

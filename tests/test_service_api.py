@@ -231,3 +231,26 @@ async def test_a_bad_value_in_a_body_is_an_invalid_parameter_naming_it(client, p
     answer = r.json()
     assert answer["error"] == "invalid_parameter"
     assert [f["key"] for f in answer["fields"]] == [key] and f"{key}: " in answer["detail"]
+
+
+async def test_a_missing_parameter_is_named_in_fields(client):
+    r = await client.get("/v1/users/c00001/size")
+    assert r.status_code == 400, r.text
+    answer = r.json()
+    assert answer["error"] == "invalid_parameter"
+    assert answer["fields"] == [{"key": "item_id", "source": "query",
+                                 "message": "missing required query parameter"}]
+    assert "item_id" in answer["detail"] and "c00001" not in answer["detail"]
+
+
+@pytest.mark.parametrize("method,path", [
+    ("DELETE", "/v1/users//recommendations"), ("GET", "/v1/users//homepage"),
+    ("GET", "/v1/items//similar"), ("POST", "/v1/sessions//identify")])
+async def test_a_path_with_an_empty_segment_is_404_and_touches_nothing(client, method, path):
+    """Litestar's router collapses ``//``: without the guard the DELETE above erased a
+    customer called "recommendations"."""
+    r = await client.request(method, path, json={"user_id": "u1"} if method == "POST" else None)
+    assert r.status_code == 404, r.text
+    assert r.json()["error"] == "not_found" and "empty segment" in r.json()["detail"]
+    erased = await client.app.state.recommender.store.erased_users()
+    assert "recommendations" not in erased
