@@ -332,6 +332,29 @@ def test_online_retail_csv_with_month_first_dates(tmp_path):
     assert data.items["name"].to_list() == ["WHITE HEART"]
 
 
+def test_online_retail_csv_with_day_first_dates(tmp_path):
+    """One format for the whole column: 13/12 can only be day-first, so 01/12 is too."""
+    (tmp_path / "online_retail.csv").write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,WHITE HEART,6,01/12/2010 08:26,2.55,17850,United Kingdom\n"
+        "536366,71053,WHITE LANTERN,6,13/12/2010 09:00,3.39,17850,United Kingdom\n")
+    data = load_dataset("online_retail", tmp_path)
+    assert data.purchases["ts"].to_list() == [dt.datetime(2010, 12, 1, 8, 26),
+                                              dt.datetime(2010, 12, 13, 9, 0)]
+
+
+def test_online_retail_csv_mixing_date_orders_is_refused(tmp_path):
+    """12/13 reads only month-first and 13/12 only day-first: no one format reads both."""
+    (tmp_path / "online_retail.csv").write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,WHITE HEART,6,12/13/2010 8:26,2.55,17850,United Kingdom\n"
+        "536366,71053,WHITE LANTERN,6,13/12/2010 9:00,3.39,17850,United Kingdom\n")
+    with pytest.raises(DataError, match=r"online_retail\.csv: column 'InvoiceDate' has 1 value.*"
+                                        r"one format.*tried ISO 8601, %m/%d/%Y %H:%M.*"
+                                        r"%d/%m/%Y %H:%M:%S.*'13/12/2010 9:00'"):
+        load_dataset("online_retail", tmp_path)
+
+
 def test_empty_files_are_refused(tmp_path):
     (tmp_path / "renttherunway.csv").write_text("")
     with pytest.raises(DataError, match=r"renttherunway\.csv: the file is empty"):

@@ -1,8 +1,10 @@
 """Adapter for UCI Online Retail (Chen, Sain, Guo 2012): a UK gift retailer with countries.
 
-Reads ``online_retail.parquet`` (or ``online_retail.csv``; its InvoiceDate may be ISO or the
-month-first ``12/1/2010 8:26`` of the original export) from ``data_dir``, with the columns
-InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country.
+Reads ``online_retail.parquet`` (or ``online_retail.csv``; its InvoiceDate may be ISO, the
+month-first ``12/1/2010 8:26`` of the original export or a day-first ``01/12/2010 08:26``, one
+form for the whole file: month-first wins when both read every date) from ``data_dir``, with
+the columns InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID,
+Country.
 
 Cleaning, in this order:
 

@@ -6,9 +6,11 @@ columns from Parquet or CSV (gzip-compressed CSV too), checks that the required 
 converts each to one Polars type per kind, so the adapters map columns without guessing types.
 
 CSV files are read as text and parsed here: numbers strictly, datetimes in ISO form (date only,
-with time, with or without fraction or offset; offsets are converted to naive UTC) or in the
-extra formats an adapter names, booleans from true/false/1/0/yes/no, lists as ``a|b|c``
-(blank: null).
+with time, with or without fraction or offset; offsets are converted to naive UTC) or in one of
+the extra formats an adapter names, booleans from true/false/1/0/yes/no, lists as ``a|b|c``
+(blank: null). A datetime column is read in one format throughout: ISO if every value is ISO,
+else the first extra format that reads every value (so ``01/12/2010`` is never read month-first
+beside a ``13/12/2010`` read day-first); if none does, that is a :class:`DataError`.
 Numbers are never read as datetimes (an epoch column is refused rather than guessed).
 Anything that does not convert raises :class:`DataError` with the file, the column, the count
 of bad values and a few examples.
@@ -160,10 +162,7 @@ def _convert(df: pl.DataFrame, name: str, kind: Kind, path: Path,
                 s = s.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
             return s.cast(DATETIME)
         if dtype == pl.String:
-            parsed = _parse_datetimes(s.str.strip_chars(), datetime_formats)
-            if parsed.null_count() != s.null_count():
-                raise _bad(path, name, "datetimes", s, parsed.is_not_null())
-            return parsed.alias(name)
+            return _parse_datetimes(s, datetime_formats, path).alias(name)
         raise wrong
     if kind == "bool":
         if dtype == pl.String:
@@ -191,11 +190,37 @@ def _convert(df: pl.DataFrame, name: str, kind: Kind, path: Path,
     raise wrong  # pragma: no cover - every kind is handled above
 
 
-def _parse_datetimes(s: pl.Series, extra_formats: Sequence[str]) -> pl.Series:
-    """Parse text as naive datetimes, each value by the first format that fits it."""
-    attempts = [s.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _ISO_FORMATS]
-    attempts += [s.str.to_datetime(fmt, strict=False, time_unit="us")
+def _parse_datetimes(s: pl.Series, extra_formats: Sequence[str], path: Path) -> pl.Series:
+    """Parse the text column ``s`` as naive UTC datetimes, every value in the same format.
+
+    ISO 8601 comes first; its forms are unambiguous, so values may mix them (date only, with
+    time, with an offset). Then each of ``extra_formats`` in order: the first one that reads
+    every non-null value is used for all of them. Choosing per value would read a day-first
+    ``01/12/2010`` month-first next to a ``13/12/2010`` read day-first. DataError naming the
+    formats tried and a few values the closest one could not read when none reads them all.
+    """
+    text, nulls = s.str.strip_chars(), s.null_count()
+    best = _parse_iso(text)
+    for fmt in extra_formats:
+        if best.null_count() == nulls:
+            break
+        parsed = text.str.to_datetime(fmt, strict=False, time_unit="us")
+        if parsed.null_count() < best.null_count():
+            best = parsed
+    if best.null_count() != nulls:
+        if extra_formats:
+            tried = ", ".join(["ISO 8601", *extra_formats])
+            expected = f"datetimes in one format for the whole column (tried {tried})"
+        else:
+            expected = "datetimes (ISO 8601, e.g. 2026-06-30 or 2026-06-30T14:05:00)"
+        raise _bad(path, s.name, expected, s, best.is_not_null())
+    return best.cast(DATETIME)
+
+
+def _parse_iso(text: pl.Series) -> pl.Series:
+    """``text`` parsed by whichever ISO form fits each value; offsets become naive UTC."""
+    attempts = [text.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _ISO_FORMATS]
+    attempts += [text.str.to_datetime(fmt, strict=False, time_unit="us")
                  .dt.convert_time_zone("UTC").dt.replace_time_zone(None)
                  for fmt in _ISO_TZ_FORMATS]
-    attempts += [s.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in extra_formats]
-    return pl.select(pl.coalesce(attempts)).to_series().cast(DATETIME)
+    return pl.select(pl.coalesce(attempts)).to_series()

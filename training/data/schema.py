@@ -3,11 +3,17 @@
 Adapters read a source's own files and return a :class:`CanonicalData`; everything after that
 (fitting, evaluation, export) only ever sees these columns and types. :func:`conform` is the one
 place that checks them: a missing required column, a value of the wrong type, a null where none is
-allowed or an empty table stops with a :class:`DataError` naming the file and the column.
+allowed, an id (or market) outside :data:`artifacts.ids.ID_PATTERN`, an item or customer listed
+twice, a purchase or event dated in the future or an empty table stops with a :class:`DataError`
+naming the file and the column.
+
+Datetimes are naive and mean UTC: the readers convert offsets and time zones to UTC and drop
+them, and :func:`conform` does the same for a zoned column (a cast keeps the UTC instant).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import polars as pl
@@ -26,6 +32,8 @@ class Column:
     required: bool = False  # must be present in the source
     nullable: bool = True
     default: object = None  # value used when an optional column is absent
+    unique: bool = False  # no value on two rows (the table's key)
+    not_future: bool = False  # no datetime later than FUTURE_SLACK after the current time
 
 
 def _cols(*columns: Column) -> dict[str, Column]:
@@ -33,11 +41,14 @@ def _cols(*columns: Column) -> dict[str, Column]:
 
 
 DATETIME = pl.Datetime("us")
+#: How far past the current time a ``not_future`` datetime may lie: the source's clock may run
+#: in another time zone than UTC.
+FUTURE_SLACK = dt.timedelta(days=1)
 
 PURCHASES = _cols(
     Column("user_id", pl.String, required=True, nullable=False),
     Column("item_id", pl.String, required=True, nullable=False),
-    Column("ts", DATETIME, required=True, nullable=False),
+    Column("ts", DATETIME, required=True, nullable=False, not_future=True),
     Column("quantity", pl.Int32, nullable=False, default=1),
     Column("price", pl.Float64),
     Column("size", pl.String),
@@ -48,7 +59,7 @@ PURCHASES = _cols(
 )
 
 ITEMS = _cols(
-    Column("item_id", pl.String, required=True, nullable=False),
+    Column("item_id", pl.String, required=True, nullable=False, unique=True),
     Column("name", pl.String),
     Column("category", pl.String),
     Column("department", pl.String),
@@ -63,7 +74,7 @@ ITEMS = _cols(
 )
 
 CUSTOMERS = _cols(
-    Column("user_id", pl.String, required=True, nullable=False),
+    Column("user_id", pl.String, required=True, nullable=False, unique=True),
     Column("country", pl.String),
     Column("signup", DATETIME),
     Column("consent_personalisation", pl.Boolean),
@@ -76,19 +87,22 @@ EVENTS = _cols(
     Column("item_id", pl.String, required=True, nullable=False),
     Column("type", pl.String, required=True, nullable=False),  # view | cart | purchase | return
     Column("size", pl.String),
-    Column("ts", DATETIME, required=True, nullable=False),
+    Column("ts", DATETIME, required=True, nullable=False, not_future=True),
 )
 
 FIT_VALUES = ("small", "fit", "large")
 EVENT_TYPES = ("view", "cart", "purchase", "return")
 ID_COLUMNS = ("user_id", "item_id", "session_id")
+MARKET_COLUMNS = ("country", "markets")  # market ids; ``markets`` is a list of them
 
 
-def conform(df: pl.DataFrame, spec: dict[str, Column], source: str) -> pl.DataFrame:
+def conform(df: pl.DataFrame, spec: dict[str, Column], source: str, *,
+            now: dt.datetime | None = None) -> pl.DataFrame:
     """Return ``df`` with exactly the columns of ``spec``, in order and with their types.
 
     ``source`` names the file (or table) in error messages. Extra columns are dropped, absent
-    optional columns are added with their default.
+    optional columns are added with their default. ``now`` (naive UTC; default: the current
+    time) is what a ``not_future`` column is checked against.
     """
     if df.height == 0:
         raise DataError(f"{source}: the table is empty")
@@ -118,14 +132,14 @@ def conform(df: pl.DataFrame, spec: dict[str, Column], source: str) -> pl.DataFr
         nulls = out[col.name].null_count()
         if nulls:
             raise DataError(f"{source}: column {col.name!r} has {nulls} empty value(s)")
-    for name in ID_COLUMNS + ("country",):
-        if name in out.columns and out.schema[name] == pl.String:
-            bad = out.filter(pl.col(name).is_not_null() & ~pl.col(name).str.contains(ID_PATTERN))
-            if bad.height:
-                examples = ", ".join(repr(v) for v in bad[name].head(3).to_list())
-                raise DataError(f"{source}: column {name!r} has {bad.height} value(s) that are "
-                                f"not valid ids (1-{MAX_ID_LENGTH} of letters, digits and "
-                                f"._:@-), e.g. {examples}")
+    for name in ID_COLUMNS + MARKET_COLUMNS:
+        if name in out.columns:
+            _check_ids(out[name], source)
+    for col in spec.values():
+        if col.unique:
+            _check_unique(out[col.name], source)
+        if col.not_future:
+            _check_not_future(out[col.name], source, now or utc_now())
     if "fit" in spec and "fit" in out.columns:
         bad = out.filter(pl.col("fit").is_not_null() & ~pl.col("fit").is_in(FIT_VALUES)).height
         if bad:
@@ -135,6 +149,43 @@ def conform(df: pl.DataFrame, spec: dict[str, Column], source: str) -> pl.DataFr
         if bad:
             raise DataError(f"{source}: column 'type' has {bad} value(s) outside {EVENT_TYPES}")
     return out
+
+
+def utc_now() -> dt.datetime:
+    """The current time as the tables hold it: naive UTC."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _check_ids(values: pl.Series, source: str) -> None:
+    """DataError unless every non-null value (every element, for a list) is a valid id."""
+    if isinstance(values.dtype, pl.List):
+        values = values.explode()
+    bad = values.filter(values.is_not_null() & ~values.str.contains(ID_PATTERN))
+    if bad.len():
+        examples = ", ".join(repr(v) for v in bad.unique(maintain_order=True).head(3))
+        raise DataError(f"{source}: column {values.name!r} has {bad.len()} value(s) that are "
+                        f"not valid ids (1-{MAX_ID_LENGTH} of letters, digits and ._:@-), "
+                        f"e.g. {examples}")
+
+
+def _check_unique(values: pl.Series, source: str) -> None:
+    """DataError naming a few values that are on more than one row."""
+    repeated = values.filter(values.is_duplicated()).unique(maintain_order=True)
+    if repeated.len():
+        examples = ", ".join(repr(v) for v in repeated.head(3))
+        raise DataError(f"{source}: column {values.name!r} has {repeated.len()} value(s) on "
+                        f"more than one row, e.g. {examples}; each must appear once")
+
+
+def _check_not_future(values: pl.Series, source: str, now: dt.datetime) -> None:
+    """DataError when a datetime lies more than :data:`FUTURE_SLACK` after ``now``: one row
+    in 2099 would make every real purchase look years old."""
+    late = values.filter(values > now + FUTURE_SLACK)
+    if late.len():
+        raise DataError(f"{source}: column {values.name!r} has {late.len()} datetime(s) more "
+                        f"than {FUTURE_SLACK.days} day(s) after the current time "
+                        f"({now:%Y-%m-%d %H:%M} UTC), e.g. {late[0]}; datetimes are UTC, "
+                        "fix or drop those rows")
 
 
 def _converted(df: pl.DataFrame, col: Column, src: pl.DataType, source: str) -> pl.Expr:
@@ -180,8 +231,6 @@ class CanonicalData:
     def __post_init__(self) -> None:
         self.purchases = conform(self.purchases, PURCHASES, f"{self.name}: purchases")
         self.items = conform(self.items, ITEMS, f"{self.name}: items")
-        if self.items["item_id"].n_unique() != self.items.height:
-            raise DataError(f"{self.name}: items: column 'item_id' has duplicate ids")
         if self.customers is not None:
             self.customers = conform(self.customers, CUSTOMERS, f"{self.name}: customers")
         if self.events is not None:

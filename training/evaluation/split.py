@@ -56,11 +56,16 @@ class Split:
 
 
 def parse_date(text: str, what: str = "date") -> dt.datetime:
-    """A ``YYYY-MM-DD`` date (midnight) or ISO datetime; DataError naming ``what`` otherwise."""
+    """A ``YYYY-MM-DD`` date (midnight) or ISO datetime as naive UTC, the form of the data's
+    timestamps: one with an offset (``2026-06-01T00:00+02:00``) is converted to UTC, one
+    without is taken as UTC already. DataError naming ``what`` when ``text`` is neither."""
     try:
-        return dt.datetime.fromisoformat(text)
+        value = dt.datetime.fromisoformat(text)
     except (TypeError, ValueError):
         raise DataError(f"{what} {text!r} is not a date: expected YYYY-MM-DD, e.g. 2020-09-21")
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 def time_split(data: CanonicalData, split_at: dt.datetime, test_days: int | None = None) -> Split:
