@@ -7,7 +7,13 @@ are restricted to a conservative alphabet: no braces, whitespace or control char
 import re
 
 MAX_ID_LENGTH = 128
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}"
+#: For Python's ``re`` (msgspec, Litestar, this module) and ECMA 262 (the OpenAPI schema).
+#: Python's ``$`` also matches before a final newline, and msgspec *searches* a pattern:
+#: ``(?!\n)`` keeps ``"a\n"`` out (ECMA's ``$`` is the end of the text already).
+ID_PATTERN = _ID + r"(?!\n)$"
+#: The same rule for polars (Rust's regex has no look-ahead; its ``$`` is the end of the text).
+POLARS_ID_PATTERN = _ID + "$"
 _ID_RE = re.compile(ID_PATTERN)
 
 

@@ -254,3 +254,22 @@ async def test_a_path_with_an_empty_segment_is_404_and_touches_nothing(client, m
     assert r.json()["error"] == "not_found" and "empty segment" in r.json()["detail"]
     erased = await client.app.state.recommender.store.erased_users()
     assert "recommendations" not in erased
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/v1/users/a%0A/recommendations", None),
+    ("DELETE", "/v1/users/a%0A", None),
+    ("POST", "/v1/sessions/s1/identify", {"user_id": "u1\n"}),
+    ("POST", "/v1/events", {"events": [{"event_id": "e1\n", "type": "view", "item_id": "i1",
+                                        "user_id": "u1"}]}),
+])
+async def test_an_id_with_a_trailing_newline_is_refused(client, method, path, body):
+    """Python's ``$`` matches before a final newline: the id rule must not let "a\\n" in."""
+    r = await client.request(method, path, json=body)
+    assert r.status_code == 400, r.text
+
+
+def test_the_id_rule_takes_the_whole_value():
+    from artifacts.ids import is_valid_id
+    assert is_valid_id("c00001") and is_valid_id("a" * 128)
+    assert not any(map(is_valid_id, ["a\n", "a\nb", "a" * 129, "", " a", "a b", "{a}"]))

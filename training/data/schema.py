@@ -3,9 +3,9 @@
 Adapters read a source's own files and return a :class:`CanonicalData`; everything after that
 (fitting, evaluation, export) only ever sees these columns and types. :func:`conform` is the one
 place that checks them: a missing required column, a value of the wrong type, a null where none is
-allowed, an id (or market) outside :data:`artifacts.ids.ID_PATTERN`, an item or customer listed
-twice, a purchase or event dated in the future or an empty table stops with a :class:`DataError`
-naming the file and the column.
+allowed, an id (or market) outside the id rule (:mod:`artifacts.ids`), an item or customer
+listed twice, a purchase or event dated in the future or an empty table stops with a
+:class:`DataError` naming the file and the column.
 
 Datetimes are naive and mean UTC: the readers convert offsets and time zones to UTC and drop
 them, and :func:`conform` does the same for a zoned column (a cast keeps the UTC instant).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from artifacts.ids import ID_PATTERN, MAX_ID_LENGTH
+from artifacts.ids import MAX_ID_LENGTH, POLARS_ID_PATTERN
 
 
 class DataError(ValueError):
@@ -160,7 +160,7 @@ def _check_ids(values: pl.Series, source: str) -> None:
     """DataError unless every non-null value (every element, for a list) is a valid id."""
     if isinstance(values.dtype, pl.List):
         values = values.explode()
-    bad = values.filter(values.is_not_null() & ~values.str.contains(ID_PATTERN))
+    bad = values.filter(values.is_not_null() & ~values.str.contains(POLARS_ID_PATTERN))
     if bad.len():
         examples = ", ".join(repr(v) for v in bad.unique(maintain_order=True).head(3))
         raise DataError(f"{source}: column {values.name!r} has {bad.len()} value(s) that are "
