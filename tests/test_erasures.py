@@ -52,3 +52,57 @@ def test_train_drops_erased_customers_and_pushes_no_profile(shop, tmp_path, redi
     assert client.exists(*[keys.batch(u) for u in erased]) == 0
     assert client.exists(keys.batch(sorted(users)[0])) == 1
     client.close()
+
+
+def _erase(client, keys, user):
+    """What ``DELETE /v1/users/{id}`` does to Redis (service/store/redis.py): the customer's
+    keys go, then the id goes on the erasure list."""
+    client.delete(*keys.user_keys(user))
+    client.zadd(keys.erasures(), {user: 1.0})
+
+
+def test_push_profiles_leaves_out_customers_erased_after_the_bundle_was_trained(
+        demo_bundle_root, demo_bundle, redis_url, redis_prefix, raw_redis, capsys):
+    from training.cli import main
+
+    keys = KeyScheme(redis_prefix)
+    users = sorted(r.user_id for r in demo_bundle.profile_records())
+    argv = ["push-profiles", "--bundle", str(demo_bundle_root), "--redis-url", redis_url,
+            "--redis-prefix", redis_prefix, "--quiet"]
+    assert main(argv) == 0
+    assert raw_redis.exists(keys.batch(users[0]), keys.batch(users[1])) == 2
+    _erase(raw_redis, keys, users[0])
+    _erase(raw_redis, keys, users[1])
+    capsys.readouterr()
+
+    assert main(argv) == 0  # e.g. after Redis came back, or a roll back
+    assert raw_redis.exists(keys.batch(users[0]), keys.batch(users[1])) == 0
+    assert raw_redis.exists(keys.batch(users[2])) == 1
+    assert capsys.readouterr().out == (f"wrote {len(users) - 2:,} profiles of bundle "
+                                       f"{demo_bundle.version} to Redis; left out 2 on the "
+                                       f"erasure list\n")
+
+
+def test_a_customer_erased_while_the_push_runs_keeps_no_profile(demo_bundle, redis_url,
+                                                                redis_prefix, raw_redis):
+    """The erasure lands after the push read the list and before it wrote the customer's
+    profile (the service's DEL comes first, so the SET would bring the profile back): the
+    push looks its batch up in the list after writing it and deletes it again."""
+    from training.redis_push import PushCounts, push_profiles
+
+    keys = KeyScheme(redis_prefix)
+    records = list(demo_bundle.profile_records())
+    late = records[5].user_id
+
+    def erased_midway():
+        for i, record in enumerate(records):
+            if i == 5:
+                _erase(raw_redis, keys, late)
+            yield record
+
+    counts = PushCounts()
+    written = push_profiles(erased_midway(), redis_url, prefix=redis_prefix, batch=4,
+                            progress=False, counts=counts)
+    assert raw_redis.exists(keys.batch(late)) == 0
+    assert written == counts.written == len(records) - 1 and counts.erased == 1
+    assert raw_redis.exists(keys.batch(records[4].user_id), keys.batch(records[6].user_id)) == 2

@@ -1,5 +1,6 @@
 """Evaluation figures in the manifest and the publish gate (``train --gate``)."""
 
+import datetime as dt
 import json
 import os
 
@@ -34,6 +35,36 @@ def test_gate_on_another_window_compares_lift_over_popularity():
     reason = gate_reason(_figures("2026-07-01", 0.10, 0.10, 0.02, 0.02), serving, 0.05)
     assert "lift over popular_7d for with history customers is 5.00000" in reason
     assert "different held-out windows" in reason
+
+
+@pytest.mark.parametrize("new_pop, serving_pop, where", [
+    (0.0, 0.02, "new"), (None, 0.02, "new"), (0.02, 0.0, "serving bundle's"),
+])
+def test_gate_on_another_window_without_a_lift_compares_absolute_map(new_pop, serving_pop,
+                                                                     where):
+    """A new window where popularity scores 0 (or has no figure) gives no lift to compare:
+    a bundle that scores 0 must not pass as "no worse" (it did: the groups were skipped)."""
+    serving = _figures("2026-06-24", 0.126, 0.2, pop_all=0.02, pop_hist=0.02)
+    new = _figures("2099-07-01", 0.0, 0.0, pop_all=0.02, pop_hist=0.02)
+    for group in ("all", "with_history"):
+        new["models"]["popular_7d"][group]["map12"] = new_pop
+        serving["models"]["popular_7d"][group]["map12"] = serving_pop
+    reason = gate_reason(new, serving, 0.05)
+    assert reason is not None
+    assert "MAP@12 for all customers is 0.00000, below the serving bundle's 0.12600" in reason
+    assert (f"(absolute MAP@12: popular_7d scores 0 or has no figure in the {where} window, "
+            f"so no lift over it can be computed)") in reason
+    assert "different held-out windows" in reason
+    same_map = _figures("2099-07-01", 0.126, 0.2)
+    same_map["models"]["popular_7d"] = new["models"]["popular_7d"]
+    assert gate_reason(same_map, serving, 0.05) is None
+
+
+def test_gate_refuses_a_new_bundle_without_a_group_the_serving_one_has():
+    new = _figures("2026-07-01", 0.10, 0.20)
+    del new["models"]["served"]["with_history"]
+    reason = gate_reason(new, _figures("2026-06-24", 0.10, 0.20), 0.05)
+    assert reason.startswith("the new bundle carries no MAP@12 for with history customers")
 
 
 def test_gate_without_figures():
@@ -85,6 +116,20 @@ def test_train_records_figures_and_the_gate_refuses_a_worse_bundle(tmp_path, cap
 def test_gate_needs_figures(tmp_path, capsys):
     assert _train(tmp_path / "b", tmp_path, "--gate", "--no-evaluate") == 2
     assert "--gate compares held-out figures" in capsys.readouterr().err
+
+
+def test_holdout_days_above_a_fifth_of_the_span_are_capped_and_logged(tmp_path, capsys,
+                                                                      caplog):
+    out = tmp_path / "bundles"
+    with caplog.at_level("WARNING", logger="training.evaluation.holdout"):
+        assert _train(out, tmp_path, "--holdout-days", "200", "--no-publish") == 0
+    bundle = Bundle.open(out / list_versions(out)[0])
+    span = (dt.datetime.fromisoformat(bundle.manifest.data_end)
+            - dt.datetime.fromisoformat(bundle.manifest.data_start)).days
+    assert bundle.manifest.metrics["holdout"]["days"] == span // 5 < 200
+    assert f"holding out {span // 5} day(s), not 200: at most a fifth of the data's " \
+           f"{span}-day span" in caplog.text
+    assert f"held out {span // 5} day(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("days,message", [("0", "--holdout-days must be at least 1")])

@@ -50,6 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.config import TrainConfig
+from training.data.schema import DataError
 
 log = logging.getLogger(__name__)
 SOURCES = ("also_bought", "personal", "popular", "buy_again", "variant")
@@ -293,13 +294,18 @@ def _blend(users, user_row, trust, w_ip, w_ix, w_d, sim_ip, sim_ix, sim_d, var_i
 
 def score_candidates(inputs: SourceInputs, config: TrainConfig,
                      users: np.ndarray | None = None) -> Iterator[CandidateBlock]:
-    """Yield candidate blocks covering ``users`` (default: every user), in the given order."""
+    """Yield candidate blocks covering ``users`` (default: every user), in the given order.
+
+    Raises :class:`DataError` (when the first block is asked for) if no item is active: the
+    data, not the code, leaves nothing to recommend."""
     cols = np.flatnonzero(inputs.active).astype(np.int32)
     n_users = inputs.weights.shape[0]
     users = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
     k = min(config.candidates, cols.size)
     if k == 0:
-        raise ValueError("no active items to recommend: check active_days and in_stock")
+        raise DataError(f"no item to recommend: none is both in stock (the items' in_stock "
+                        f"column) and bought in the last {config.active_days} days of the data "
+                        f"(TrainConfig.active_days)")
     weights = _csr(inputs.weights.astype(np.float32))
     sim_cols = _csr(inputs.similarity[:, cols].astype(np.float32))
     use_variants = config.weight_variant > 0 and inputs.variants.nnz > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from artifacts.bundle import Bundle, BundleError
 from training.config import ConfigError, TrainConfig
 from training.data import DATASETS, DataError, load_dataset
 from training.erasures import drop_erased, read_erasures
+from training.redis_push import RedisUrlError, check_url
 
 DEFAULT_OUT = Path("artifacts/bundles")
 EVAL_DATASETS = ("hm", "online_retail", "canonical")
@@ -65,7 +67,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="skip the held-out evaluation (the manifest then carries no figures)")
     p.add_argument("--holdout-days", type=int, metavar="N",
                    help="days at the end of the data held out to measure the run (default: "
-                        "the config's holdout_days, capped at a fifth of the data's span)")
+                        "the config's holdout_days); at most a fifth of the data's span: a "
+                        "larger value is capped, and the log says so")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="write the held-out evaluation as DIR/report.md with PNG plots")
     p.add_argument("--gate", action="store_true",
@@ -152,8 +155,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(f"figures -> {write_json(ev, args.json)}")
     if args.report:
-        command = "python -m training " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
-        print(f"report -> {write_report(ev, args.report, command)}")
+        print(f"report -> {write_report(ev, args.report, _command(args))}")
     print(f"took {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -203,10 +205,14 @@ def _evaluate_sizes(args: argparse.Namespace) -> int:
     if args.json:
         print(f"figures -> {write_json(ev, args.json)}")
     if args.report:
-        command = "python -m training " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else None
-        print(f"report -> {write_report(ev, args.report, command)}")
+        print(f"report -> {write_report(ev, args.report, _command(args))}")
     print(f"took {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _command(args: argparse.Namespace) -> str | None:
+    """The command line of this run as a report records it (None when it is not known)."""
+    return "python -m training " + shlex.join(args.argv) if args.argv else None
 
 
 def _writable(root: Path) -> None:
@@ -222,7 +228,7 @@ def _writable(root: Path) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from training.models.segments import describe as describe_segments
-    from training.pipeline import train
+    from training.pipeline import Stopped
 
     config = TrainConfig.load(args.config, factors=args.factors, iterations=args.iterations,
                               neighbours=args.neighbours, candidates=args.candidates)
@@ -234,8 +240,41 @@ def _train(args: argparse.Namespace) -> int:
                         "--no-evaluate")
     if args.holdout_days is not None and args.holdout_days < 1:
         raise DataError(f"--holdout-days must be at least 1, got {args.holdout_days}")
+    if args.redis_url and not args.no_redis:
+        check_url(args.redis_url)
     _writable(args.out)  # before hours of training, not after
     started = time.perf_counter()
+    args.phase = "data loading"
+    try:
+        result = _train_run(args, config)
+    except Stopped:
+        raise
+    except KeyboardInterrupt as exc:  # before the pipeline began: no bundle written yet
+        raise KeyboardInterrupt(f"during {args.phase}: no bundle written to {args.out}; "
+                                f"'current' unchanged") from exc
+    counts = result.manifest.counts
+    if result.refused:
+        print(f"bundle {result.version} -> {result.path} NOT published: {result.refused}\n"
+              f"  'current' and the profiles in Redis are unchanged")
+        return 4
+    erased = (f" ({result.profiles_erased:,} left out: on the erasure list)"
+              if result.profiles_erased else "")
+    print(f"bundle {result.version} -> {result.path}"
+          f"{' (current)' if result.published else ''}\n"
+          f"  {counts['purchases']:,} purchases, {counts['users']:,} customers, "
+          f"{counts['items']:,} items ({counts['active_items']:,} active), "
+          f"{counts['markets']} markets\n"
+          f"  profiles: {counts['profiles']:,} in the bundle, {result.profiles_pushed:,} in Redis"
+          f"{erased}\n  segments: {describe_segments(result.manifest.segments)}"
+          f"\n  took {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _train_run(args: argparse.Namespace, config: TrainConfig):
+    """Load, evaluate and train; ``args.phase`` names the step running, for a message when
+    the run is stopped before :func:`training.pipeline.train` takes over."""
+    from training.pipeline import train
+
     options = {"seed": args.seed} if args.dataset == "synthetic" else {}
     data = load_dataset(args.dataset, args.data, **options)
     data = drop_erased(data, read_erasures(None if args.no_redis else args.redis_url,
@@ -248,30 +287,17 @@ def _train(args: argparse.Namespace) -> int:
     if not args.no_evaluate:
         from training.evaluation.holdout import holdout_evaluation, manifest_metrics
         from training.evaluation.report import write_report
+        args.phase = "held-out evaluation"
         ev = holdout_evaluation(data, config, days=args.holdout_days, progress=not args.quiet)
         metrics = manifest_metrics(ev)
         _print_holdout(metrics)
         if args.report:
             print(f"report of the held-out run -> {write_report(ev, args.report)}")
     gate = _gate(args.out, config) if args.gate else None
-    result = train(data, config, args.out,
-                   redis_url=None if args.no_redis else args.redis_url,
-                   redis_prefix=args.redis_prefix, publish=not args.no_publish,
-                   progress=not args.quiet, metrics=metrics, gate=gate, consume=True)
-    counts = result.manifest.counts
-    if result.refused:
-        print(f"bundle {result.version} -> {result.path} NOT published: {result.refused}\n"
-              f"  'current' and the profiles in Redis are unchanged")
-        return 4
-    print(f"bundle {result.version} -> {result.path}"
-          f"{' (current)' if result.published else ''}\n"
-          f"  {counts['purchases']:,} purchases, {counts['users']:,} customers, "
-          f"{counts['items']:,} items ({counts['active_items']:,} active), "
-          f"{counts['markets']} markets\n"
-          f"  profiles: {counts['profiles']:,} in the bundle, {result.profiles_pushed:,} in Redis"
-          f"\n  segments: {describe_segments(result.manifest.segments)}"
-          f"\n  took {time.perf_counter() - started:.1f} s")
-    return 0
+    args.phase = "training"
+    return train(data, config, args.out, redis_url=None if args.no_redis else args.redis_url,
+                 redis_prefix=args.redis_prefix, publish=not args.no_publish,
+                 progress=not args.quiet, metrics=metrics, gate=gate, consume=True)
 
 
 def _print_holdout(metrics: dict) -> None:
@@ -305,12 +331,21 @@ def _gate(out: Path, config: TrainConfig):
 
 
 def _push(args: argparse.Namespace) -> int:
-    from training.redis_push import push_profiles
+    from training.redis_push import PushCounts, push_profiles
 
+    check_url(args.redis_url)
     bundle = Bundle.open(args.bundle)
-    n = push_profiles(bundle.profile_records(), args.redis_url, prefix=args.redis_prefix,
-                      total=bundle.manifest.counts.get("profiles"), progress=not args.quiet)
-    print(f"wrote {n:,} profiles of bundle {bundle.version} to Redis")
+    counts = PushCounts()
+    try:
+        push_profiles(bundle.profile_records(), args.redis_url, prefix=args.redis_prefix,
+                      total=bundle.manifest.counts.get("profiles"), progress=not args.quiet,
+                      counts=counts)
+    except KeyboardInterrupt as exc:
+        raise KeyboardInterrupt(
+            f"during push-profiles: {counts.written:,} profiles of bundle {bundle.version} had "
+            f"been written to Redis (run it again to write them all)") from exc
+    print(f"wrote {counts.written:,} profiles of bundle {bundle.version} to Redis; left out "
+          f"{counts.erased:,} on the erasure list")
     return 0
 
 
@@ -325,15 +360,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What to try after a Redis error, per command (the others do not use Redis).
+REDIS_HINTS = {
+    "train": "use --no-redis to skip writing profiles",
+    "push-profiles": "check that Redis runs at --redis-url or $RECO_REDIS_URL",
+}
+
+
+def _stop_on_signals() -> tuple[list[int], dict]:
+    """Make SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread, so a stopped run
+    unwinds and removes what it wrote (a second signal then ends the process at once).
+    Returns the list the signal received goes into and the previous handlers."""
+    received: list[int] = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return received, previous
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # SIGTERM ends a run as Ctrl-C does: a bundle being written is removed, current untouched
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    received, previous = _stop_on_signals()
     try:
         return args.run(args)
-    except (DataError, BundleError, ConfigError, msgspec.ValidationError,
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was stopped, what is left
+        signum = received[0] if received else signal.SIGINT
+        what = str(exc) or f"during {args.command}"
+        print(f"stopped by {signal.Signals(signum).name} {what}", file=sys.stderr)
+        return 128 + signum
+    except (DataError, BundleError, ConfigError, RedisUrlError, msgspec.ValidationError,
             msgspec.DecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -342,5 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
-        print(f"error: Redis: {exc} (use --no-redis to skip writing profiles)", file=sys.stderr)
+        hint = REDIS_HINTS.get(args.command)
+        print(f"error: Redis: {exc}{f' ({hint})' if hint else ''}", file=sys.stderr)
         return 3
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

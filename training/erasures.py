@@ -2,8 +2,10 @@
 
 The service records each erased id in the Redis sorted set ``<prefix>:v1:erasures`` (id ->
 time of erasure). Every training run reads it and drops those customers' rows before anything
-is fitted, and does not write a profile for them, so a shop export that still holds their
-history does not bring them back. The list is kept: the export may hold the rows for ever.
+is fitted, so a shop export that still holds their history does not bring them back. Every push
+of profiles to Redis (a run's, and ``push-profiles``) reads it again and writes no profile for a
+customer on it (:func:`training.redis_push.push_profiles`): a bundle trained before an erasure
+still holds that customer's profile. The list is kept: the export may hold the rows for ever.
 """
 
 from __future__ import annotations

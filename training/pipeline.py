@@ -4,7 +4,9 @@ gate -> profiles to Redis -> publish.
 
 ``current`` is switched only after the bundle is committed, passed the optional gate and (when
 Redis is configured) every batch profile has been written, so a failure or a refusal at any stage
-leaves the serving bundle, and the profiles in Redis, untouched.
+leaves the serving bundle, and the profiles in Redis, untouched. A run stopped by
+``KeyboardInterrupt`` (Ctrl-C; the CLI turns SIGTERM into one too) also removes the bundle it
+wrote, unless it was already made current, and raises :class:`Stopped` saying what it removed.
 
 :func:`fit` depends only on the fields in :data:`FIT_FIELDS`; :func:`export` reads the rest of
 the config, so a tuning run fits once and exports many blends.
@@ -15,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -40,8 +44,7 @@ from training.models import homepage_lists, segments
 from training.models.popularity import popularity, top_lists
 from training.models.sizes import SizeConfig, fit_sizes
 from training.models.variants import variant_similarity
-from training.erasures import read_erasures
-from training.redis_push import push_profiles
+from training.redis_push import PushCounts, push_profiles
 
 log = logging.getLogger(__name__)
 PROFILE_PART = 50_000
@@ -61,6 +64,35 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     refused: str | None = None
     """Why the gate refused to publish the bundle (None: not gated, or passed)."""
+    profiles_erased: int = 0
+    """Profiles not written to Redis: their customer is on the erasure list."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by ``KeyboardInterrupt`` (Ctrl-C, or a signal turned into one), raised
+    once the run has removed what it wrote; ``str()`` says where it stopped and what is left."""
+
+    def __init__(self, version: str, stage: str, removed: Path | None, current: bool,
+                 profiles_pushed: int) -> None:
+        self.version = version
+        self.stage = stage
+        """The stage that was running (or the last one that had finished)."""
+        self.removed = removed
+        """The bundle directory removed (None: none had been committed, or it was current)."""
+        self.current = current
+        """The bundle had already been made current, so it stays."""
+        self.profiles_pushed = profiles_pushed
+        """Profiles of this run already written to Redis; they stay (see :func:`train`)."""
+        if current:
+            what = f"bundle {version} was already current and stays"
+        elif removed is not None:
+            what = f"removed bundle {version} ({removed}); 'current' unchanged"
+        else:
+            what = "no bundle left behind; 'current' unchanged"
+        if profiles_pushed:
+            what += (f"; {profiles_pushed:,} of its profiles were already written to Redis and "
+                     f"stay (the service serves them; push-profiles rewrites those of current)")
+        super().__init__(f"during {stage}: {what}")
 
 
 @dataclass
@@ -89,15 +121,27 @@ class Stages:
     def __init__(self, watch: Callable[[str], AbstractContextManager] | None = None) -> None:
         self.timings: dict[str, float] = {}
         self._watch = watch
+        self.current: str | None = None
+        """The stage running now; after an exception, the stage it left."""
+        self.last: str | None = None
+        """The stage started last."""
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         log.info("%s ...", name)
+        self.current = self.last = name
         with self._watch(name) if self._watch is not None else nullcontext():
             started = time.perf_counter()
             yield
             self.timings[name] = round(time.perf_counter() - started, 3)
+        self.current = None
         log.info("%s done in %.2f s", name, self.timings[name])
+
+    def where(self) -> str:
+        """Where a run stands, for a message: the running stage, else after the last one."""
+        if self.current is not None:
+            return self.current
+        return f"the step after {self.last}" if self.last is not None else "its start"
 
 
 
@@ -353,36 +397,84 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
     ``metrics`` go into the manifest as the evaluation figures of this run. ``gate`` is called
     with the committed bundle's manifest before anything is written to Redis; when it returns a
     reason, nothing is pushed or published and the result carries that reason in ``refused``.
+    Customers on the erasure list in Redis when the profiles are written (also those erased
+    while this run trained) get no profile there (:func:`training.redis_push.push_profiles`).
     ``stages`` times (and may watch) every stage; a fresh :class:`Stages` by default.
     ``consume=True`` empties ``data``'s purchases and events once indexed (see :func:`fit`):
     for a caller that does not read them afterwards.
+
+    A ``KeyboardInterrupt`` at any point removes the bundle this run wrote (its temporary
+    directory, or the committed bundle unless it is already ``current``) and raises
+    :class:`Stopped`. Profiles already written to Redis stay: they are keyed per customer, so
+    they replaced that customer's previous profile, and deleting them would leave those
+    customers with none; they carry this run's ``bundle_version`` and the service reads them
+    by item id against whichever bundle it serves.
     """
     stage = stages or Stages()
+    version = version or bundle_format.new_version()
+    counts = PushCounts()
+    ours = not (Path(out_root) / version).exists()  # a bundle of that version is not ours
+    try:
+        return _train(data, config, out_root, version, counts, stage, redis_url=redis_url,
+                      redis_prefix=redis_prefix, publish=publish, progress=progress,
+                      profile_users=profile_users, metrics=metrics, gate=gate, consume=consume)
+    except KeyboardInterrupt as exc:
+        removed, current = _discard(Path(out_root), version, ours=ours)
+        raise Stopped(version, stage.where(), removed, current, counts.written) from exc
+
+
+def _discard(root: Path, version: str, *, ours: bool) -> tuple[Path | None, bool]:
+    """Remove what a stopped run wrote for ``version`` under ``root``: its temporary directory
+    and, when ``ours`` (no bundle of that version was there before the run), its committed
+    bundle unless ``current`` points at it. Returns the bundle directory removed (None: there
+    was none, or it is current) and whether it is current.
+
+    The bundle is first renamed to a writer's temporary name (``.tmp-<version>-<pid>``), in one
+    step, so a process killed while deleting it leaves what the next writer clears away, never
+    half a bundle."""
+    aside = root / f".tmp-{version}-{os.getpid()}"
+    path = root / version
+    try:
+        current = os.readlink(root / bundle_format.CURRENT_LINK) == version
+    except OSError:
+        current = False
+    removed = None
+    if ours and not current and path.is_dir() and not path.is_symlink():
+        os.rename(path, aside)
+        removed = path
+    shutil.rmtree(aside, ignore_errors=True)
+    return removed, current
+
+
+def _train(data: CanonicalData, config: TrainConfig, out_root: Path | str, version: str,
+           counts: PushCounts, stage: Stages, *, redis_url: str | None, redis_prefix: str,
+           publish: bool, progress: bool, profile_users: Collection[str] | None,
+           metrics: dict | None, gate: Callable[[BundleManifest], str | None] | None,
+           consume: bool) -> TrainResult:
     with _gc_paused():
         fitted = fit(data, config, progress=progress, stage=stage, consume=consume)
         path, manifest = export(fitted, config, out_root, version=version,
                                 profile_users=profile_users, metrics=metrics,
                                 progress=progress, stage=stage)
-    version = manifest.version
     refused = gate(manifest) if gate is not None else None
     if refused:
         log.warning("bundle %s not published: %s", version, refused)
         return TrainResult(version=version, path=path, manifest=manifest, published=False,
                            profiles_pushed=0, timings=stage.timings, refused=refused)
-    pushed = 0
     if redis_url:
         with stage("profiles_to_redis"), _gc_paused():
             # committed and checksummed moments ago by this process: no second hashing pass
             reader = bundle_format.Bundle.open(path, verify=False)
-            # customers erased while this run was training must not come back
-            erased = read_erasures(redis_url, redis_prefix)
-            records = (r for r in reader.profile_records() if r.user_id not in erased)
-            pushed = push_profiles(records, redis_url, prefix=redis_prefix,
-                                   batch=config.redis_batch, total=manifest.counts["profiles"],
-                                   progress=progress)
+            push_profiles(reader.profile_records(), redis_url, prefix=redis_prefix,
+                          batch=config.redis_batch, total=manifest.counts["profiles"],
+                          progress=progress, counts=counts)
+        if counts.erased:
+            log.info("%d profile(s) not written to Redis: the customer is on the erasure list",
+                     counts.erased)
     if publish:
         with stage("publish"):
             bundle_format.publish(out_root, version)
         log.info("bundle %s is now current", version)
     return TrainResult(version=version, path=path, manifest=manifest, published=publish,
-                       profiles_pushed=pushed, timings=stage.timings)
+                       profiles_pushed=counts.written, timings=stage.timings,
+                       profiles_erased=counts.erased)

@@ -67,12 +67,11 @@ class MemoryProfileStore:
         return sum(self._data.pop(self.keys.session(s), None) is not None for s in session_ids)
 
     async def erase_user(self, user_id: str, now: float) -> int:
+        self._erased[user_id] = now  # listed first, as in Redis
         live: LiveState | None = self._get(self.keys.live(user_id), decode_live)
         keys = self.keys.user_keys(user_id)
         keys += [self.keys.session(s) for s in (live.sessions if live else [])]
-        deleted = sum(self._data.pop(k, None) is not None for k in keys)
-        self._erased[user_id] = now
-        return deleted
+        return sum(self._data.pop(k, None) is not None for k in keys)
 
     async def erased_users(self) -> list[str]:
         return sorted(self._erased)

@@ -337,10 +337,12 @@ class RedisProfileStore:
 
     async def _erase_user(self, user_id: str, now: float) -> int:
         w = self.writer
+        # listed first: a profile push running meanwhile checks the list after each batch
+        # and takes back what it wrote for a listed customer (training.redis_push)
+        await self._write(lambda: w.zadd(self.keys.erasures(), {user_id: now}))
         live = _decode(await self._write(lambda: w.get(self.keys.live(user_id))), decode_live)
         deleted = await self._write(lambda: w.delete(*self.keys.user_keys(user_id)))
         deleted += await self.delete_sessions(live.sessions if live else [])
-        await self._write(lambda: w.zadd(self.keys.erasures(), {user_id: now}))
         return int(deleted)
 
     async def erased_users(self) -> list[str]:
