@@ -322,7 +322,8 @@ def _worker_bare(args) -> dict:
 def _worker_trainer(args) -> dict:
     """The full trainer as ``python -m training train --no-evaluate`` runs it."""
     from training.data import canonical
-    from training.pipeline import Stages, train
+    from training.pipeline import train
+    from training.stages import Stages
 
     config = _config(args)
     meter = PeakMeter()

@@ -10,7 +10,8 @@ import pytest
 
 from artifacts.bundle import CURRENT_LINK, Bundle, publish, resolve
 from training.config import TrainConfig
-from training.pipeline import Stages, Stopped, train
+from training.pipeline import train
+from training.stages import Stages, Stopped
 
 
 def test_a_consumed_input_is_emptied_once_indexed_and_trains_the_same_bundle(

@@ -228,7 +228,7 @@ def _writable(root: Path) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from training.models.segments import describe as describe_segments
-    from training.pipeline import Stopped
+    from training.stages import Stopped
 
     config = TrainConfig.load(args.config, factors=args.factors, iterations=args.iterations,
                               neighbours=args.neighbours, candidates=args.candidates)

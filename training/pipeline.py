@@ -1,6 +1,7 @@
 """The training run laid out as named stages: index -> ALS -> item-item -> variants (together
-:func:`fit`) -> popularity -> repurchase -> segments -> sizes -> candidates -> export (together :func:`export`) ->
-gate -> profiles to Redis -> publish.
+:func:`fit`) -> popularity -> repurchase -> segments -> sizes -> candidates -> export (together
+:func:`export`) -> gate -> profiles to Redis -> publish (the stages' bookkeeping:
+:mod:`training.stages`).
 
 ``current`` is switched only after the bundle is committed, passed the optional gate and (when
 Redis is configured) every batch profile has been written, so a failure or a refusal at any stage
@@ -15,14 +16,8 @@ the config, so a tuning run fits once and exports many blends.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import logging
-import os
-import shutil
-import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +40,7 @@ from training.models.popularity import popularity, top_lists
 from training.models.sizes import SizeConfig, fit_sizes
 from training.models.variants import variant_similarity
 from training.redis_push import PushCounts, push_profiles
+from training.stages import Stages, Stopped, discard_bundle, gc_paused
 
 log = logging.getLogger(__name__)
 PROFILE_PART = 50_000
@@ -68,33 +64,6 @@ class TrainResult:
     """Profiles not written to Redis: their customer is on the erasure list."""
 
 
-class Stopped(KeyboardInterrupt):
-    """A run stopped by ``KeyboardInterrupt`` (Ctrl-C, or a signal turned into one), raised
-    once the run has removed what it wrote; ``str()`` says where it stopped and what is left."""
-
-    def __init__(self, version: str, stage: str, removed: Path | None, current: bool,
-                 profiles_pushed: int) -> None:
-        self.version = version
-        self.stage = stage
-        """The stage that was running (or the last one that had finished)."""
-        self.removed = removed
-        """The bundle directory removed (None: none had been committed, or it was current)."""
-        self.current = current
-        """The bundle had already been made current, so it stays."""
-        self.profiles_pushed = profiles_pushed
-        """Profiles of this run already written to Redis; they stay (see :func:`train`)."""
-        if current:
-            what = f"bundle {version} was already current and stays"
-        elif removed is not None:
-            what = f"removed bundle {version} ({removed}); 'current' unchanged"
-        else:
-            what = "no bundle left behind; 'current' unchanged"
-        if profiles_pushed:
-            what += (f"; {profiles_pushed:,} of its profiles were already written to Redis and "
-                     f"stay (the service serves them; push-profiles rewrites those of current)")
-        super().__init__(f"during {stage}: {what}")
-
-
 @dataclass
 class Fitted:
     """The fitted models of one run, before blending and export."""
@@ -108,56 +77,6 @@ class Fitted:
     variants: object  # scipy CSR (items x items)
     bought: object  # scipy CSR (users x items)
     timings: dict[str, float]
-
-
-class Stages:
-    """Logs and times each named stage of a run.
-
-    ``watch``, when given, is called with each stage's name and must return a context manager
-    that is entered when the stage starts and left when it ends (also on an exception): the
-    hook a benchmark uses to measure peak memory per stage (benchmarks/train_scale.py).
-    """
-
-    def __init__(self, watch: Callable[[str], AbstractContextManager] | None = None) -> None:
-        self.timings: dict[str, float] = {}
-        self._watch = watch
-        self.current: str | None = None
-        """The stage running now; after an exception, the stage it left."""
-        self.last: str | None = None
-        """The stage started last."""
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        log.info("%s ...", name)
-        self.current = self.last = name
-        with self._watch(name) if self._watch is not None else nullcontext():
-            started = time.perf_counter()
-            yield
-            self.timings[name] = round(time.perf_counter() - started, 3)
-        self.current = None
-        log.info("%s done in %.2f s", name, self.timings[name])
-
-    def where(self) -> str:
-        """Where a run stands, for a message: the running stage, else after the last one."""
-        if self.current is not None:
-            return self.current
-        return f"the step after {self.last}" if self.last is not None else "its start"
-
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector: a run creates millions of small acyclic
-    objects (profiles, their lists), and every collection would walk all that are alive -
-    at a million customers more time than the work itself. Reference counting still frees
-    everything; the collector's previous state is restored afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _item_attributes(data: CanonicalData, inter: Interactions) -> dict[str, np.ndarray]:
@@ -419,31 +338,8 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
                       redis_prefix=redis_prefix, publish=publish, progress=progress,
                       profile_users=profile_users, metrics=metrics, gate=gate, consume=consume)
     except KeyboardInterrupt as exc:
-        removed, current = _discard(Path(out_root), version, ours=ours)
+        removed, current = discard_bundle(Path(out_root), version, ours=ours)
         raise Stopped(version, stage.where(), removed, current, counts.written) from exc
-
-
-def _discard(root: Path, version: str, *, ours: bool) -> tuple[Path | None, bool]:
-    """Remove what a stopped run wrote for ``version`` under ``root``: its temporary directory
-    and, when ``ours`` (no bundle of that version was there before the run), its committed
-    bundle unless ``current`` points at it. Returns the bundle directory removed (None: there
-    was none, or it is current) and whether it is current.
-
-    The bundle is first renamed to a writer's temporary name (``.tmp-<version>-<pid>``), in one
-    step, so a process killed while deleting it leaves what the next writer clears away, never
-    half a bundle."""
-    aside = root / f".tmp-{version}-{os.getpid()}"
-    path = root / version
-    try:
-        current = os.readlink(root / bundle_format.CURRENT_LINK) == version
-    except OSError:
-        current = False
-    removed = None
-    if ours and not current and path.is_dir() and not path.is_symlink():
-        os.rename(path, aside)
-        removed = path
-    shutil.rmtree(aside, ignore_errors=True)
-    return removed, current
 
 
 def _train(data: CanonicalData, config: TrainConfig, out_root: Path | str, version: str,
@@ -451,7 +347,7 @@ def _train(data: CanonicalData, config: TrainConfig, out_root: Path | str, versi
            publish: bool, progress: bool, profile_users: Collection[str] | None,
            metrics: dict | None, gate: Callable[[BundleManifest], str | None] | None,
            consume: bool) -> TrainResult:
-    with _gc_paused():
+    with gc_paused():
         fitted = fit(data, config, progress=progress, stage=stage, consume=consume)
         path, manifest = export(fitted, config, out_root, version=version,
                                 profile_users=profile_users, metrics=metrics,
@@ -462,7 +358,7 @@ def _train(data: CanonicalData, config: TrainConfig, out_root: Path | str, versi
         return TrainResult(version=version, path=path, manifest=manifest, published=False,
                            profiles_pushed=0, timings=stage.timings, refused=refused)
     if redis_url:
-        with stage("profiles_to_redis"), _gc_paused():
+        with stage("profiles_to_redis"), gc_paused():
             # committed and checksummed moments ago by this process: no second hashing pass
             reader = bundle_format.Bundle.open(path, verify=False)
             push_profiles(reader.profile_records(), redis_url, prefix=redis_prefix,

@@ -1,0 +1,118 @@
+"""Bookkeeping of a training run: its named stages (timed, logged, watchable), the garbage
+collector paused while it builds millions of objects, and what a run stopped by Ctrl-C or a
+signal removes and reports (:class:`Stopped`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+
+from artifacts import bundle as bundle_format
+
+log = logging.getLogger(__name__)
+
+
+class Stages:
+    """Logs and times each named stage of a run.
+
+    ``watch``, when given, is called with each stage's name and must return a context manager
+    that is entered when the stage starts and left when it ends (also on an exception): the
+    hook a benchmark uses to measure peak memory per stage (benchmarks/train_scale.py).
+    """
+
+    def __init__(self, watch: Callable[[str], AbstractContextManager] | None = None) -> None:
+        self.timings: dict[str, float] = {}
+        self._watch = watch
+        self.current: str | None = None
+        """The stage running now; after an exception, the stage it left."""
+        self.last: str | None = None
+        """The stage started last."""
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        log.info("%s ...", name)
+        self.current = self.last = name
+        with self._watch(name) if self._watch is not None else nullcontext():
+            started = time.perf_counter()
+            yield
+            self.timings[name] = round(time.perf_counter() - started, 3)
+        self.current = None
+        log.info("%s done in %.2f s", name, self.timings[name])
+
+    def where(self) -> str:
+        """Where a run stands, for a message: the running stage, else after the last one."""
+        if self.current is not None:
+            return self.current
+        return f"the step after {self.last}" if self.last is not None else "its start"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: a run creates millions of small acyclic
+    objects (profiles, their lists), and every collection would walk all that are alive -
+    at a million customers more time than the work itself. Reference counting still frees
+    everything; the collector's previous state is restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by ``KeyboardInterrupt`` (Ctrl-C, or a signal turned into one), raised
+    once the run has removed what it wrote; ``str()`` says where it stopped and what is left."""
+
+    def __init__(self, version: str, stage: str, removed: Path | None, current: bool,
+                 profiles_pushed: int) -> None:
+        self.version = version
+        self.stage = stage
+        """The stage that was running (or the last one that had finished)."""
+        self.removed = removed
+        """The bundle directory removed (None: none had been committed, or it was current)."""
+        self.current = current
+        """The bundle had already been made current, so it stays."""
+        self.profiles_pushed = profiles_pushed
+        """Profiles of this run already written to Redis; they stay (see :func:`train`)."""
+        if current:
+            what = f"bundle {version} was already current and stays"
+        elif removed is not None:
+            what = f"removed bundle {version} ({removed}); 'current' unchanged"
+        else:
+            what = "no bundle left behind; 'current' unchanged"
+        if profiles_pushed:
+            what += (f"; {profiles_pushed:,} of its profiles were already written to Redis and "
+                     f"stay (the service serves them; push-profiles rewrites those of current)")
+        super().__init__(f"during {stage}: {what}")
+
+
+def discard_bundle(root: Path, version: str, *, ours: bool) -> tuple[Path | None, bool]:
+    """Remove what a stopped run wrote for ``version`` under ``root``: its temporary directory
+    and, when ``ours`` (no bundle of that version was there before the run), its committed
+    bundle unless ``current`` points at it. Returns the bundle directory removed (None: there
+    was none, or it is current) and whether it is current.
+
+    The bundle is first renamed to a writer's temporary name (``.tmp-<version>-<pid>``), in one
+    step, so a process killed while deleting it leaves what the next writer clears away, never
+    half a bundle."""
+    aside = root / f".tmp-{version}-{os.getpid()}"
+    path = root / version
+    try:
+        current = os.readlink(root / bundle_format.CURRENT_LINK) == version
+    except OSError:
+        current = False
+    removed = None
+    if ours and not current and path.is_dir() and not path.is_symlink():
+        os.rename(path, aside)
+        removed = path
+    shutil.rmtree(aside, ignore_errors=True)
+    return removed, current
