@@ -62,11 +62,16 @@ def test_a_day_of_slack_is_allowed_for_time_zones(spec):
 
 # -- market ids --------------------------------------------------------------------------------
 
-def test_markets_must_be_valid_ids(tmp_path):
-    items = "item_id,markets\ni1,SE|Great Britain\ni2,\n"
-    with pytest.raises(DataError, match=r"items\.csv -> items: column 'markets' has 1 value.*"
-                                        r"not valid ids.*'Great Britain'"):
-        load_dataset("canonical", _canonical(tmp_path, items=items))
+@pytest.mark.parametrize("files,message", [
+    ({"items": "item_id,markets\ni1,SE|Great Britain\ni2,\n"},
+     r"items\.csv -> items: column 'markets' has 1 value.*not valid ids.*'Great Britain'"),
+    ({"customers": "user_id,country\nu1,SE\nu2,DE\nu1,SE\n"},
+     r"customers\.csv -> customers: column 'user_id' has 1 value\(s\) on more than one row, "
+     r"e\.g\. 'u1'"),
+], ids=["a market that is not an id", "a customer listed twice"])
+def test_a_bad_table_names_file_column_and_example(tmp_path, files, message):
+    with pytest.raises(DataError, match=message):
+        load_dataset("canonical", _canonical(tmp_path, **files))
 
 
 def test_markets_given_as_lists_are_checked_too():
@@ -78,13 +83,6 @@ def test_markets_given_as_lists_are_checked_too():
 
 
 # -- duplicate keys ----------------------------------------------------------------------------
-
-def test_duplicate_customers_are_refused(tmp_path):
-    customers = "user_id,country\nu1,SE\nu2,DE\nu1,SE\n"
-    with pytest.raises(DataError, match=r"customers\.csv -> customers: column 'user_id' has 1 "
-                                        r"value\(s\) on more than one row, e\.g\. 'u1'"):
-        load_dataset("canonical", _canonical(tmp_path, customers=customers))
-
 
 def test_duplicate_items_name_an_example():
     purchases = pl.DataFrame({"user_id": ["u1"], "item_id": ["i1"],
