@@ -37,8 +37,8 @@ class Stages:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        self.current = self.last = name  # before the log line: a stop may come as it is read
         log.info("%s ...", name)
-        self.current = self.last = name
         with self._watch(name) if self._watch is not None else nullcontext():
             started = time.perf_counter()
             yield
