@@ -67,6 +67,16 @@ def test_gate_refuses_a_new_bundle_without_a_group_the_serving_one_has():
     assert reason.startswith("the new bundle carries no MAP@12 for with history customers")
 
 
+def test_gate_skips_a_group_the_new_window_has_no_customer_of():
+    """No customer with history in the new window: its zeros say nothing about the bundle."""
+    new = _figures("2026-07-01", 0.10, 0.0, pop_all=0.01, pop_hist=0.0)
+    new["customers"] = {"all": 120, "with_history": 0}
+    assert gate_reason(new, _figures("2026-06-24", 0.10, 0.20), 0.05) is None
+    new["customers"]["with_history"] = 3  # some: compared (absolute, no lift): refused
+    assert "with history customers is 0.00000" in gate_reason(
+        new, _figures("2026-06-24", 0.10, 0.20), 0.05)
+
+
 def test_gate_without_figures():
     assert gate_reason(_figures("d", 0.1, 0.1), {}, 0.05) is None  # nothing to compare with
     assert "no evaluation figures" in gate_reason({}, _figures("d", 0.1, 0.1), 0.05)

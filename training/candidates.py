@@ -51,6 +51,7 @@ import scipy.sparse as sp
 
 from training.config import TrainConfig
 from training.data.schema import DataError
+from training.stages import shielded
 
 log = logging.getLogger(__name__)
 SOURCES = ("also_bought", "personal", "popular", "buy_again", "variant")
@@ -339,14 +340,15 @@ def score_candidates(inputs: SourceInputs, config: TrainConfig,
                  else np.ones(block.size, np.float32))
         als_top = (search.search(user_f[block]) if search is not None
                    else np.full((block.size, 0), -1, np.int32))
-        idx, score, part = _blend(
-            block, rows, trust.astype(np.float32), weights.indptr, weights.indices,
-            weights.data, sim_cols.indptr, sim_cols.indices, sim_cols.data, var_cols.indptr,
-            var_cols.indices, var_cols.data, rep_cols.indptr, rep_cols.indices, rep_cols.data,
-            bought.indptr, bought.indices, position, never_again, user_f,
-            item_f if use_als else np.zeros((cols.size, user_f.shape[1]), np.float32),
-            als_top,
-            pop_cols, pop_top, sold_cols, restricted, w, k, n_parts)
+        with shielded():  # numba's compiler and cache call back into Python
+            idx, score, part = _blend(
+                block, rows, trust.astype(np.float32), weights.indptr, weights.indices,
+                weights.data, sim_cols.indptr, sim_cols.indices, sim_cols.data,
+                var_cols.indptr, var_cols.indices, var_cols.data, rep_cols.indptr,
+                rep_cols.indices, rep_cols.data, bought.indptr, bought.indices, position,
+                never_again, user_f,
+                item_f if use_als else np.zeros((cols.size, user_f.shape[1]), np.float32),
+                als_top, pop_cols, pop_top, sold_cols, restricted, w, k, n_parts)
         items = np.where(idx >= 0, cols[np.maximum(idx, 0)], -1).astype(np.int32)
         source = np.asarray(_ORDER, dtype=np.uint8)[part]
         yield CandidateBlock(users=block, items=items, scores=score, sources=source)

@@ -19,6 +19,7 @@ from training.config import ConfigError, TrainConfig
 from training.data import DATASETS, DataError, load_dataset
 from training.erasures import drop_erased, read_erasures
 from training.redis_push import RedisUrlError, check_url
+from training.stages import install_stop_handlers, stop_signal
 
 DEFAULT_OUT = Path("artifacts/bundles")
 EVAL_DATASETS = ("hm", "online_retail", "canonical")
@@ -292,7 +293,8 @@ def _train_run(args: argparse.Namespace, config: TrainConfig):
         metrics = manifest_metrics(ev)
         _print_holdout(metrics)
         if args.report:
-            print(f"report of the held-out run -> {write_report(ev, args.report)}")
+            print(f"report of the held-out run -> "
+                  f"{write_report(ev, args.report, _command(args))}")
     gate = _gate(args.out, config) if args.gate else None
     args.phase = "training"
     return train(data, config, args.out, redis_url=None if args.no_redis else args.redis_url,
@@ -367,32 +369,20 @@ REDIS_HINTS = {
 }
 
 
-def _stop_on_signals() -> tuple[list[int], dict]:
-    """Make SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread, so a stopped run
-    unwinds and removes what it wrote (a second signal then ends the process at once).
-    Returns the list the signal received goes into and the previous handlers."""
-    received: list[int] = []
-
-    def stop(signum, frame):
-        received.append(signum)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    return received, previous
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    received, previous = _stop_on_signals()
+    restore = install_stop_handlers()
     try:
-        return args.run(args)
+        status = args.run(args)
+        if stop_signal() is not None:  # came once the run could no longer stop
+            print(f"{signal.Signals(stop_signal()).name} received after the run had published "
+                  "its bundle: the run completed", file=sys.stderr)
+        return status
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was stopped, what is left
-        signum = received[0] if received else signal.SIGINT
+        signum = stop_signal() or signal.SIGINT
         what = str(exc) or f"during {args.command}"
         print(f"stopped by {signal.Signals(signum).name} {what}", file=sys.stderr)
         return 128 + signum
@@ -409,5 +399,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: Redis: {exc}{f' ({hint})' if hint else ''}", file=sys.stderr)
         return 3
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()

@@ -40,7 +40,7 @@ from training.models.popularity import popularity, top_lists
 from training.models.sizes import SizeConfig, fit_sizes
 from training.models.variants import variant_similarity
 from training.redis_push import PushCounts, push_profiles
-from training.stages import Stages, Stopped, discard_bundle, gc_paused
+from training.stages import Stages, Stopped, discard_bundle, gc_paused, no_more_stops
 
 log = logging.getLogger(__name__)
 PROFILE_PART = 50_000
@@ -368,6 +368,7 @@ def _train(data: CanonicalData, config: TrainConfig, out_root: Path | str, versi
             log.info("%d profile(s) not written to Redis: the customer is on the erasure list",
                      counts.erased)
     if publish:
+        no_more_stops()  # the run completes from here: a stop would leave current switched
         with stage("publish"):
             bundle_format.publish(out_root, version)
         log.info("bundle %s is now current", version)

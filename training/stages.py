@@ -1,6 +1,8 @@
 """Bookkeeping of a training run: its named stages (timed, logged, watchable), the garbage
-collector paused while it builds millions of objects, and what a run stopped by Ctrl-C or a
-signal removes and reports (:class:`Stopped`).
+collector paused while it builds millions of objects, and stopping: SIGINT and SIGTERM turned
+into ``KeyboardInterrupt`` (:func:`install_stop_handlers`), held back where native code calls
+into Python (:func:`shielded`) or once the bundle is published (:func:`no_more_stops`), and
+what a stopped run removes and reports (:class:`Stopped`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -116,3 +119,58 @@ def discard_bundle(root: Path, version: str, *, ours: bool) -> tuple[Path | None
         removed = path
     shutil.rmtree(aside, ignore_errors=True)
     return removed, current
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: list[int] = []
+_held = 0  # > 0: a stop is recorded, not raised
+
+
+def install_stop_handlers() -> Callable[[], None]:
+    """Make SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread, so a stopped run
+    unwinds and removes what it wrote; a second signal ends the process at once. Inside
+    :func:`shielded` or after :func:`no_more_stops` the signal is only recorded
+    (:func:`stop_signal`). Returns a function that puts the previous handlers back."""
+    global _held
+    _received.clear()
+    _held = 0
+
+    def stop(signum, frame):
+        _received.append(signum)
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if not _held:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()]
+
+
+def stop_signal() -> int | None:
+    """The signal that asked this process to stop, if one did."""
+    return _received[0] if _received else None
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Hold a stop back while native code runs that calls into Python: numba's compiler and
+    its cache call back through ctypes, where a ``KeyboardInterrupt`` is dropped ("Exception
+    ignored on calling ctypes callback": the run would go on and publish) or crashes the
+    process. The stop is raised when the section ends."""
+    global _held
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+    if _received and not _held:
+        raise KeyboardInterrupt
+
+
+def no_more_stops() -> None:
+    """From here on the run completes: the bundle is being made current, and a stop would
+    only leave it current while the exit status says the run failed. A later signal is
+    recorded (:func:`stop_signal`), not raised."""
+    global _held
+    _held += 1
+

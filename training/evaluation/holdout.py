@@ -90,7 +90,9 @@ def gate_reason(new: dict, serving: dict, tolerance: float) -> str | None:
     The new bundle is refused when its figure is below the serving one's by more than
     ``tolerance`` (a fraction) in any group. A serving bundle without figures (or without one
     for a group) cannot be compared and never blocks; a new bundle without figures (or without
-    one for a group the serving bundle has) is refused (the gate cannot vouch for it).
+    one for a group the serving bundle has) is refused (the gate cannot vouch for it). A group
+    without customers in the new window (say, none with history) is not compared: its figures
+    are 0 by definition, not by the bundle's fault.
     """
     if _map12(serving, SERVED, "all") is None:
         return None
@@ -102,8 +104,8 @@ def gate_reason(new: dict, serving: dict, tolerance: float) -> str | None:
     for group in GATED_GROUPS:
         ours, theirs = _map12(new, SERVED, group), _map12(serving, SERVED, group)
         who = f"{group.replace('_', ' ')} customers"
-        if theirs is None:
-            continue
+        if theirs is None or new.get("customers", {}).get(group) == 0:
+            continue  # nothing to compare with, or no such customer in the new window
         if ours is None:
             reasons.append(f"the new bundle carries no MAP@12 for {who}")
             continue
