@@ -109,7 +109,7 @@ class HomepageService:
         if record is not None:
             live = record.live
             profile = merged_profile(record.batch, live, trained_until=trained_until,
-                                     version=catalog.version)
+                                     catalog=catalog)
             if profile is None and live is not None and live.viewed:
                 profile = BatchProfile(bundle_version=catalog.version, market=live.market)
             if profile is not None and record.batch is None:

@@ -7,17 +7,23 @@ folded-in list exists that covers it, that list leads and the batch list follows
 
 from __future__ import annotations
 
+from artifacts.catalog import Catalog
 from artifacts.profiles import BatchProfile, LiveState
 
 FOLDED = "personal_live"
 
 
 def merged_profile(batch: BatchProfile | None, live: LiveState | None, *,
-                   trained_until: float, version: str) -> BatchProfile | None:
-    """The effective profile, or ``None`` when neither part knows the customer."""
-    if live is None or not (live.purchased or live.candidates or live.market):
+                   trained_until: float, catalog: Catalog) -> BatchProfile | None:
+    """The effective profile, or ``None`` when neither part knows the customer.
+
+    The market of the latest events replaces the batch profile's when ``catalog`` sells in it;
+    one it does not know (a typo, a market opened since training) is left aside."""
+    market = live.market if live is not None and live.market and \
+        catalog.knows_market(live.market) else None
+    if live is None or not (live.purchased or live.candidates or market):
         return batch
-    base = batch or BatchProfile(bundle_version=version)
+    base = batch or BatchProfile(bundle_version=catalog.version)
     purchased = list(dict.fromkeys([*(p.item_id for p in live.purchased), *base.purchased]))
     candidates, scores, sources = (base.candidate_ids(), base.candidate_scores(),
                                    base.candidate_sources())
@@ -29,7 +35,7 @@ def merged_profile(batch: BatchProfile | None, live: LiveState | None, *,
         scores = list(live.scores) + [s for _, s, _ in rest]
         sources = [FOLDED] * len(live.candidates) + [src for _, _, src in rest]
     return BatchProfile(
-        bundle_version=base.bundle_version, market=live.market or base.market,
+        bundle_version=base.bundle_version, market=market or base.market,
         candidates=candidates, scores=scores, sources=sources, purchased=purchased,
         factors=base.factors, n_purchases=base.n_purchases + len(live.purchased),
         last_purchase=base.last_purchase, segments=base.segments, sizes=base.sizes,

@@ -138,7 +138,7 @@ class PickEngine:
             self.recommender.resolve_market(catalog, market, None)  # 400 on an unknown market
         rows = await self.recommender.store.get_users(user_ids)
         profiles = [merged_profile(r.batch, r.live, trained_until=trained_until,
-                                   version=catalog.version) for r in rows]
+                                   catalog=catalog) for r in rows]
         await self._refold_stale(catalog, rows, profiles, trained_until)
         erased = await self.recommender.store.erased_among(
             [u for u, row in zip(user_ids, rows) if row == (None, None, None)])

@@ -75,7 +75,7 @@ class Recommender:
         except StoreUnavailable:
             return None, [], True
         profile = merged_profile(record.batch, record.live, trained_until=trained_until,
-                                 version=catalog.version)
+                                 catalog=catalog)
         just_bought = [p.item_id for p in record.live.purchased] if record.live else []
         return profile, just_bought, False
 

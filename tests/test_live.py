@@ -333,3 +333,20 @@ async def test_an_event_naming_customer_and_session_makes_the_session_theirs(
     assert decode_live(raw_redis.get(keys.live("both-u"))).sessions == ["both-s"]
     r = await client.delete("/v1/users/both-u")
     assert r.status_code == 200 and not raw_redis.exists(keys.session("both-s"))
+
+
+async def test_an_event_market_the_bundle_does_not_sell_in_leaves_the_customers_own(
+        client, profiles, demo_bundle):
+    user = next(u for u, p in profiles.items() if p.market == "GB")
+    item = _popular_items(demo_bundle, 1)[0]
+    await client.post("/v1/events", json={"events": [
+        _event("mk1", "view", item, user=user, market="ZZ")]})
+    assert (await _recs(client, user))["market"] == "GB"
+    await client.post("/v1/events", json={"events": [
+        _event("mk2", "view", item, user=user, market="DE")]})
+    assert (await _recs(client, user))["market"] == "DE"  # shopping in another market now
+    stranger = await client.post("/v1/events", json={"events": [
+        _event("mk3", "view", item, user="market-only", market="ZZ")]})
+    assert stranger.status_code == 200
+    answer = await _recs(client, "market-only")
+    assert answer["source"] == "popular" and answer["market"] is None
