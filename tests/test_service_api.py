@@ -273,3 +273,11 @@ def test_the_id_rule_takes_the_whole_value():
     from artifacts.ids import is_valid_id
     assert is_valid_id("c00001") and is_valid_id("a" * 128)
     assert not any(map(is_valid_id, ["a\n", "a\nb", "a" * 129, "", " a", "a b", "{a}"]))
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+async def test_health_and_readiness_answer_head_too(client, path):
+    """Load balancers and uptime checks often probe with HEAD: the status, no body."""
+    get, head = await client.get(path), await client.head(path)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b"" and head.headers["content-type"] == "application/json"
