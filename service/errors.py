@@ -25,6 +25,7 @@ _ERROR_DESCRIPTIONS = {
     400: "Bad input: ``detail`` says what was wrong and how to fix it, ``fields`` names each "
          "parameter or body field at fault",
     404: "Unknown item (or no such route); ``detail`` names it",
+    415: "The request body is not declared as JSON (``content-type: application/json``)",
     413: "Request body larger than the limit (1 MiB unless ``RECO_MAX_BODY_KB`` says otherwise; "
          "the limit in force is stated in the API description)",
     503: "The profile store is unreachable and the request could not be done without it; "
@@ -68,6 +69,11 @@ class InvalidBody(ServiceError):
 
     status_code = 400
     code = "invalid_body"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
 
 
 class Unavailable(ServiceError):

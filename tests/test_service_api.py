@@ -281,3 +281,22 @@ async def test_health_and_readiness_answer_head_too(client, path):
     get, head = await client.get(path), await client.head(path)
     assert head.status_code == get.status_code == 200
     assert head.content == b"" and head.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", POSTS)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          None])
+async def test_a_body_not_declared_json_is_415(client, path, content_type):
+    """A text/plain or form POST needs no CORS preflight: a page on another site could send
+    one from a shopper's browser. Only declared JSON is read."""
+    headers = {"content-type": content_type} if content_type else {}
+    r = await client.post(path, content=b'{"users": ["u1"]}', headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"] == "unsupported_media_type"
+    assert "content-type: application/json" in r.json()["detail"]
+
+
+async def test_json_with_a_charset_is_json(client):
+    r = await client.post("/v1/sessions/s1/identify", content=b'{"user_id": "u1"}',
+                          headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text

@@ -7,7 +7,7 @@ from litestar import Controller, Request, delete, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 
-from service.api.bodies import json_body
+from service.api.bodies import json_body, json_only
 from service.api.params import UserId
 from service.errors import BadRequest, InvalidBody, Unavailable, error_responses
 from service.events import (MAX_EVENTS, EventBatch, EventValidationError, Id, IngestResult,
@@ -33,7 +33,8 @@ class LiveController(Controller):
     tags = ["live"]
 
     @post("/events", summary="Apply a batch of live events", status_code=200,
-          operation_class=json_body(EventBatch), responses=error_responses(400, 413, 503),
+          before_request=json_only, operation_class=json_body(EventBatch),
+          responses=error_responses(400, 413, 415, 503),
           description=f"Apply view/cart/purchase/return events, 1 to {MAX_EVENTS} per batch "
                       "(the body is also bound by the request size limit: 413). The whole "
                       "batch is validated first; any bad event rejects all with a 400 "
@@ -57,8 +58,9 @@ class LiveController(Controller):
                               "resend the batch later (it is applied once)") from None
 
     @post("/sessions/{session_id:str}/identify", summary="Link a session to a customer",
-          status_code=200, operation_class=json_body(IdentifyBody),
-          responses=error_responses(400, 413, 503))
+          status_code=200, before_request=json_only,
+          operation_class=json_body(IdentifyBody),
+          responses=error_responses(400, 413, 415, 503))
     async def identify(self, state: State, session_id: SessionId,
                        data: JSONBody[IdentifyBody]) -> IdentifyResult:
         """On login: carry the anonymous session's signals (views, cart, sizes) over to the

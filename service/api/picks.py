@@ -11,7 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from service.api.bodies import json_body
+from service.api.bodies import json_body, json_only
 from service.errors import Unavailable, error_responses
 from service.picks import MAX_PICK_USERS, Pick, PickRequest
 from service.store.base import StoreUnavailable
@@ -26,12 +26,13 @@ class PicksController(Controller):
     tags = ["picks"]
 
     @post("/picks", summary="Picks for many customers (NDJSON stream)", status_code=200,
-          media_type="application/x-ndjson", operation_class=json_body(PickRequest),
+          media_type="application/x-ndjson", before_request=json_only,
+          operation_class=json_body(PickRequest),
           responses={200: ResponseSpec(Pick, media_type="application/x-ndjson",
                                        generate_examples=False,
                                        description="One JSON object per line (newline-delimited "
                                                    "JSON), this schema per line"),
-                     **error_responses(400, 413, 503)},
+                     **error_responses(400, 413, 415, 503)},
           description=f"1 to {MAX_PICK_USERS} customers per request, 1 to 50 items each (``n``; "
                       "the body is also bound by the request size limit: 413). Answers one JSON "
                       "line per customer, in request order: ``{\"user_id\", \"items\", "
