@@ -62,4 +62,3 @@ async def json_only(request: Request) -> None:
         shown = declared[:60] or "none"
         raise UnsupportedMediaType(f"the request body must be JSON, sent with content-type: "
                                    f"application/json (got {shown})")
-
