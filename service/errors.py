@@ -110,6 +110,16 @@ def _clip(text: str, limit: int = MAX_ECHOED) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+_ID_REGEX_MESSAGE = re.compile(r"Expected `str` matching regex '\^\[A-Za-z0-9\][^']*'")
+ID_RULE = "an id: 1-128 letters, digits and ._:@-, starting with a letter or digit"
+
+
+def humane(message: str) -> str:
+    """``message`` with the id rule in words instead of its regex (the regex guards details
+    such as a trailing newline that say nothing to a reader)."""
+    return _ID_REGEX_MESSAGE.sub(f"Expected {ID_RULE}", message)
+
+
 def validation_problem(message: str) -> tuple[str, str]:
     """Where a msgspec validation message says the input is wrong, and what is wrong.
 
@@ -123,6 +133,7 @@ def validation_problem(message: str) -> tuple[str, str]:
     if _AT in message and message.endswith("`"):
         message, path = message.rsplit(_AT, 1)
         path = path[:-1]
+    message = humane(message)
     named = _NAMED_FIELD.fullmatch(message)
     if named:
         name = _clip(named["name"])
@@ -166,7 +177,8 @@ def _validation_error(_: Request, exc: ValidationException) -> Response:
     if any(isinstance(f, dict) and f.get("source") == "body" and f.get("key") == "data"
            and f.get("message") == "'data'" for f in fields):
         return _respond(400, InvalidBody.code, "a JSON request body is required")
-    fields = [f for f in fields if isinstance(f, dict)]
+    fields = [{**f, "message": humane(str(f.get("message", "")))} for f in fields
+              if isinstance(f, dict)]
     # Litestar names the body itself ``data``: a body that is not an object, or lacks or adds a
     # top-level field, is not of the documented shape; a bad value of a field is a parameter
     whole_body = any(f.get("source") == "body" and f.get("key") == "data" for f in fields)

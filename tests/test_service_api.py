@@ -267,6 +267,8 @@ async def test_an_id_with_a_trailing_newline_is_refused(client, method, path, bo
     """Python's ``$`` matches before a final newline: the id rule must not let "a\\n" in."""
     r = await client.request(method, path, json=body)
     assert r.status_code == 400, r.text
+    # the rule in words, not its regex
+    assert "Expected an id: 1-128 letters, digits" in r.text and "regex" not in r.text
 
 
 def test_the_id_rule_takes_the_whole_value():
