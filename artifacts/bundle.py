@@ -200,7 +200,7 @@ class BundleWriter:
         self.version = version or new_version()
         self.root.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(self.root)
-        self.tmp = self.root / f".tmp-{self.version}-{os.getpid()}"
+        self.tmp = _temp_dir(self.root, self.version)
         self.tmp.mkdir()
         self._profile_parts = 0
         self.path: Path | None = None
@@ -267,6 +267,34 @@ def publish(root: Path | str, version: str) -> None:
     os.symlink(version, tmp_link)
     os.replace(tmp_link, root / CURRENT_LINK)
     _fsync_dir(root)
+
+
+def is_current(root: Path | str, version: str) -> bool:
+    """Whether ``<root>/current`` points at ``version``."""
+    try:
+        return os.readlink(Path(root) / CURRENT_LINK) == version
+    except OSError:
+        return False
+
+
+def discard(root: Path | str, version: str) -> Path | None:
+    """Remove the committed bundle ``version`` under ``root`` unless it is ``current``; returns
+    the directory removed (None: there was none, or it is current). It is first renamed, in one
+    step, to this process's writer folder name, so a process killed while deleting it leaves
+    what the next writer clears away (:func:`_remove_abandoned`), never half a bundle."""
+    root = Path(root)
+    path = root / version
+    if is_current(root, version) or not path.is_dir() or path.is_symlink():
+        return None
+    aside = _temp_dir(root, version)
+    os.rename(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    return path
+
+
+def _temp_dir(root: Path, version: str) -> Path:
+    """Where this process writes bundle ``version`` before the rename into place."""
+    return root / f".tmp-{version}-{os.getpid()}"
 
 
 def _remove_abandoned(root: Path) -> None:

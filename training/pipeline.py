@@ -40,7 +40,7 @@ from training.models.popularity import popularity, top_lists
 from training.models.sizes import SizeConfig, fit_sizes
 from training.models.variants import variant_similarity
 from training.redis_push import PushCounts, push_profiles
-from training.stages import Stages, Stopped, discard_bundle, gc_paused, no_more_stops
+from training.stages import Stages, Stopped, gc_paused, no_more_stops
 
 log = logging.getLogger(__name__)
 PROFILE_PART = 50_000
@@ -337,8 +337,9 @@ def train(data: CanonicalData, config: TrainConfig, out_root: Path | str, *,
         return _train(data, config, out_root, version, counts, stage, redis_url=redis_url,
                       redis_prefix=redis_prefix, publish=publish, progress=progress,
                       profile_users=profile_users, metrics=metrics, gate=gate, consume=consume)
-    except KeyboardInterrupt as exc:
-        removed, current = discard_bundle(Path(out_root), version, ours=ours)
+    except KeyboardInterrupt as exc:  # the writer has removed its folder; a committed bundle:
+        current = bundle_format.is_current(out_root, version)
+        removed = bundle_format.discard(out_root, version) if ours else None
         raise Stopped(version, stage.where(), removed, current, counts.written) from exc
 
 

@@ -2,22 +2,19 @@
 collector paused while it builds millions of objects, and stopping: SIGINT and SIGTERM turned
 into ``KeyboardInterrupt`` (:func:`install_stop_handlers`), held back where native code calls
 into Python (:func:`shielded`) or once the bundle is published (:func:`no_more_stops`), and
-what a stopped run removes and reports (:class:`Stopped`).
+what a stopped run reports (:class:`Stopped`; :func:`artifacts.bundle.discard` removes its
+bundle).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-
-from artifacts import bundle as bundle_format
 
 log = logging.getLogger(__name__)
 
@@ -96,29 +93,6 @@ class Stopped(KeyboardInterrupt):
             what += (f"; {profiles_pushed:,} of its profiles were already written to Redis and "
                      f"stay (the service serves them; push-profiles rewrites those of current)")
         super().__init__(f"during {stage}: {what}")
-
-
-def discard_bundle(root: Path, version: str, *, ours: bool) -> tuple[Path | None, bool]:
-    """Remove what a stopped run wrote for ``version`` under ``root``: its temporary directory
-    and, when ``ours`` (no bundle of that version was there before the run), its committed
-    bundle unless ``current`` points at it. Returns the bundle directory removed (None: there
-    was none, or it is current) and whether it is current.
-
-    The bundle is first renamed to a writer's temporary name (``.tmp-<version>-<pid>``), in one
-    step, so a process killed while deleting it leaves what the next writer clears away, never
-    half a bundle."""
-    aside = root / f".tmp-{version}-{os.getpid()}"
-    path = root / version
-    try:
-        current = os.readlink(root / bundle_format.CURRENT_LINK) == version
-    except OSError:
-        current = False
-    removed = None
-    if ours and not current and path.is_dir() and not path.is_symlink():
-        os.rename(path, aside)
-        removed = path
-    shutil.rmtree(aside, ignore_errors=True)
-    return removed, current
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
