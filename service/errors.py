@@ -177,12 +177,12 @@ def _validation_error(_: Request, exc: ValidationException) -> Response:
     if any(isinstance(f, dict) and f.get("source") == "body" and f.get("key") == "data"
            and f.get("message") == "'data'" for f in fields):
         return _respond(400, InvalidBody.code, "a JSON request body is required")
-    fields = [{**f, "message": humane(str(f.get("message", "")))} for f in fields
-              if isinstance(f, dict)]
+    fields = [f for f in fields if isinstance(f, dict)]
     # Litestar names the body itself ``data``: a body that is not an object, or lacks or adds a
     # top-level field, is not of the documented shape; a bad value of a field is a parameter
     whole_body = any(f.get("source") == "body" and f.get("key") == "data" for f in fields)
-    fields = [_body_field(f) if f.get("source") == "body" else f for f in fields]
+    fields = [_body_field(f) if f.get("source") == "body"
+              else {**f, "message": humane(str(f.get("message", "")))} for f in fields]
     parts = "; ".join(f"{f.get('key', '?')}: {f.get('message', '')}" for f in fields)
     if whole_body:
         return _respond(400, InvalidBody.code, "request body is not a JSON object of the "

@@ -17,7 +17,7 @@ import polars as pl
 
 from artifacts.profiles import KeyScheme
 from training.data.schema import CanonicalData, DataError
-from training.redis_push import redis_client
+from training.redis_push import erased_ids, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def read_erasures(url: str | None, prefix: str = "reco", file: Path | None = Non
     if url:
         client = redis_client(url)
         try:
-            erased |= {m.decode() for m in client.zrange(KeyScheme(prefix).erasures(), 0, -1)}
+            erased |= erased_ids(client, KeyScheme(prefix))
         finally:
             client.close()
     if file is not None:

@@ -80,6 +80,11 @@ def redis_client(url: str) -> redis.Redis | RedisCluster:
         raise redis.ConnectionError(f"Redis Cluster: {exc}") from exc
 
 
+def erased_ids(client: redis.Redis | RedisCluster, keys: KeyScheme) -> set[str]:
+    """Every id on the erasure list (one ZRANGE)."""
+    return {m.decode() for m in client.zrange(keys.erasures(), 0, -1)}
+
+
 @dataclass
 class PushCounts:
     """How far a push got; updated after every batch, so a caller that stopped the push
@@ -111,7 +116,7 @@ def push_profiles(records: Iterable[ProfileRecord], url: str, *, prefix: str = "
     client = redis_client(url)
     try:
         client.ping()
-        erased = {m.decode() for m in client.zrange(keys.erasures(), 0, -1)}
+        erased = erased_ids(client, keys)
         with tqdm(total=total, desc="redis", unit="profile", disable=not progress) as bar:
             for chunk in iter_chunks(records, batch):
                 kept = [r for r in chunk if r.user_id not in erased]
