@@ -78,6 +78,9 @@ class Page(msgspec.Struct, kw_only=True):
     notes: list[str] = []
     incomplete: bool = False
     """A section of the layout could not be built because the bundle lacks its list."""
+    stable_until: float = float("inf")
+    """Until when (epoch seconds) the same inputs give the same page: the time an event of
+    the session leaves the session window (see :class:`~artifacts.homepage_fill.PageState`)."""
 
 
 
@@ -138,7 +141,7 @@ def build(view: HomepageView, *, profile: BatchProfile | None, live: LiveState |
             view.market_pages.clear()
         view.market_pages[(market, n, *keys)] = (rules, (tuple(out), tuple(notes), incomplete))
     return Page(sections=out, layout=name, layout_reason=layout.reason, segments=segs,
-                notes=notes, incomplete=incomplete)
+                notes=notes, incomplete=incomplete, stable_until=b.stable_until)
 
 
 def _in_market(text: str, market: str | None) -> str:

@@ -109,16 +109,22 @@ class PageState:
         self.candidates = (Candidates(self.profile, catalog.version, index)
                            if self.profile is not None else None)
         self.consent = bool(profile is not None and profile.consent_sensitive is True)
-        self.engaged = self._engaged_categories(now - view.rules.session_minutes * 60)
+        window = view.rules.session_minutes * 60
+        #: the page is the same until then (an event leaves the session window), given the
+        #: same profile, live state and bundle: the only way time enters a page
+        self.stable_until = float("inf")
+        self.engaged = self._engaged_categories(now - window, window)
 
-    def _engaged_categories(self, since: float) -> frozenset[int]:
+    def _engaged_categories(self, since: float, window: float) -> frozenset[int]:
         """Sensitive categories the customer touched themselves in the current session."""
         if self.live is None:
             return frozenset()
         index, cats = self.catalog.items.index, self.catalog.category
         sensitive = self.view.sensitive
-        recent = (x for lst in (self.live.viewed, self.live.cart, self.live.purchased)
-                  for x in lst if x.ts >= since)
+        recent = [x for lst in (self.live.viewed, self.live.cart, self.live.purchased)
+                  for x in lst if x.ts >= since]
+        if recent:
+            self.stable_until = min(x.ts for x in recent) + window
         return frozenset(cats[i] for i in map(index, (x.item_id for x in recent))
                          if i is not None and sensitive[i])
 

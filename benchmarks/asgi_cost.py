@@ -118,6 +118,7 @@ def mixes(bundle: Bundle, n: int, count: int, seed: int, known_share: float) -> 
         "recommendations": [f"/v1/users/{u}/recommendations?n={n}" for u in user_ids],
         "similar": [f"/v1/items/{i}/similar?n={n}" for i in items],
         "homepage": [f"/v1/users/{u}/homepage?n={n}" for u in user_ids],
+        "homepage_anonymous": [f"/v1/homepage?n={n}"],
         "size": [f"/v1/users/{u}/size?item_id={i}" for u, i in zip(user_ids, items)],
     }
 

@@ -14,11 +14,23 @@ and who the page is for:
 
 No FAISS search runs here: every section reads a precomputed list. A page view never fails
 because a step could not run; the answer says what was left out (``degraded``, ``notes``).
+
+A page is a function of the bundle, the customer's stored values, the query and - through the
+session window only - the time (:attr:`artifacts.homepage.Page.stable_until`). So the built
+answer is kept (:class:`_Kept`) in the memo the profile store hands out with values it knows to
+be current (the near cache's, :meth:`service.store.near_cache.NearCache.memo`: dropped when
+Redis says a value changed), and answered again while the bundle, the values (the very same
+objects) and the time still fit. An answer holds its sections already encoded
+(``msgspec.Raw``: about 7 KiB of JSON instead of some 15 KiB of Python objects), so a kept page
+costs little memory and is sent without encoding them again. The market homepage of anonymous
+visitors is kept per bundle, market, ``n`` and sections.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import msgspec
 
@@ -51,6 +63,7 @@ class Homepage(msgspec.Struct, kw_only=True):
     """
 
     sections: list[HomepageSection]
+    """As the service answers them: already encoded (``msgspec.Raw`` of this list)."""
     source: str
     """``personal`` for a customer's own page; ``popular_market`` / ``popular`` for the market
     homepage (as in the other answers)."""
@@ -64,6 +77,26 @@ class Homepage(msgspec.Struct, kw_only=True):
     bundle_version: str
     user_id: str | None = None
     notes: list[str] = []
+
+
+_ENCODER = msgspec.json.Encoder()
+#: Kept pages per customer (query variants) and anonymous market pages per bundle: when full,
+#: the store is emptied (a bound against query strings made up to fill memory).
+KEPT_PER_CUSTOMER, KEPT_ANONYMOUS = 4, 1024
+
+
+class _Kept(NamedTuple):
+    """A customer's page as answered, with what it was built from."""
+
+    catalog: Catalog
+    values: list[bytes | None]
+    stable_until: float
+    answer: Homepage
+
+    def fits(self, catalog: Catalog, values: list[bytes | None], now: float) -> bool:
+        kept = self.values
+        return (catalog is self.catalog and now < self.stable_until and len(kept) == len(values)
+                and all(a is b for a, b in zip(kept, values)))
 
 
 def parse_sections(text: str | None) -> list[str] | None:
@@ -84,15 +117,18 @@ def parse_sections(text: str | None) -> list[str] | None:
 class HomepageService:
     """Builds homepages from one recommender's catalogue (hot-swapped with it) and store."""
 
-    def __init__(self, recommender: Recommender):
+    def __init__(self, recommender: Recommender, *, clock: Callable[[], float] = time.time):
         self.recommender = recommender
+        self.clock = clock  # epoch seconds: the session window of live events
         self._view: HomepageView | None = None
+        self._anonymous: dict[tuple, Homepage] = {}  # (n, market, sections) -> answer
 
     def view(self, catalog: Catalog) -> HomepageView:
         """The homepage structures of ``catalog``, rebuilt when the bundle was swapped."""
         view = self._view
         if view is None or view.catalog is not catalog:
             view = self._view = HomepageView(catalog)
+            self._anonymous = {}
         return view
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None,
@@ -101,10 +137,17 @@ class HomepageService:
         catalog, trained_until = self.recommender.snapshot()
         if market is not None:
             self.recommender.resolve_market(catalog, market)  # 400 before touching the store
+        store = self.recommender.store
         try:
-            record = await self.recommender.store.get_user(user_id)
+            raw = await store.read_user(user_id)
         except StoreUnavailable:
-            record = None
+            raw = None
+        memo, variant = (raw.memo, ("homepage", n, market, sections)) if raw else (None, None)
+        if memo is not None:
+            kept = memo.get(variant)
+            if kept is not None and kept.fits(catalog, raw.values, self.clock()):
+                return kept.answer
+        record = store.decode_user(raw.values) if raw is not None else None
         profile, live, segments = None, None, None
         if record is not None:
             live = record.live
@@ -122,28 +165,46 @@ class HomepageService:
             audience = homepage.OPTED_OUT
         else:
             audience = homepage.PERSONAL
-        return self._page(catalog, audience, profile, live, market, n, wanted, segments,
-                          user_id=user_id)
+        answer, stable_until = self._page(catalog, audience, profile, live, market, n, wanted,
+                                          segments, user_id=user_id)
+        if memo is not None:
+            if len(memo) >= KEPT_PER_CUSTOMER:
+                memo.clear()
+            memo[variant] = _Kept(catalog, raw.values, stable_until, answer)
+        return answer
 
     def anonymous(self, *, n: int, market: str | None = None,
                   sections: str | None = None) -> Homepage:
         wanted = parse_sections(sections)
         catalog, _ = self.recommender.snapshot()
-        return self._page(catalog, homepage.ANONYMOUS, None, None, market, n, wanted, None)
+        self.view(catalog)  # first: a swapped bundle empties the kept pages
+        variant = (n, market, sections)
+        kept = self._anonymous.get(variant)
+        if kept is not None:
+            return kept
+        answer, _ = self._page(catalog, homepage.ANONYMOUS, None, None, market, n, wanted, None)
+        if len(self._anonymous) >= KEPT_ANONYMOUS:
+            self._anonymous.clear()
+        self._anonymous[variant] = answer
+        return answer
 
     def _page(self, catalog: Catalog, audience: str, profile: BatchProfile | None,
               live: LiveState | None, market: str | None, n: int, wanted: list[str] | None,
-              segments: list[str] | None, user_id: str | None = None) -> Homepage:
+              segments: list[str] | None, user_id: str | None = None
+              ) -> tuple[Homepage, float]:
+        """The answer, and until when the same inputs give the same page."""
         market_name = self.recommender.resolve_market(catalog, market, profile)
         page = homepage.build(self.view(catalog), profile=profile, live=live, market=market_name,
-                              n=n, audience=audience, now=time.time(), sections=wanted,
+                              n=n, audience=audience, now=self.clock(), sections=wanted,
                               segments=segments)
         personal = audience == homepage.PERSONAL
         notes = [NOTES[audience]] if NOTES[audience] else []
         return Homepage(
-            sections=page.sections, audience=audience, personalised=personal,
+            sections=msgspec.Raw(_ENCODER.encode(page.sections)),  # type: ignore[arg-type]
+            audience=audience, personalised=personal,
             source=homepage.PERSONAL if personal else popular_source(market_name),
             layout=page.layout, layout_reason=page.layout_reason,
             segments=page.segments if personal else [], market=market_name,
             degraded=audience == homepage.UNAVAILABLE or page.incomplete,
-            bundle_version=catalog.version, user_id=user_id, notes=notes + page.notes)
+            bundle_version=catalog.version, user_id=user_id, notes=notes + page.notes
+        ), page.stable_until

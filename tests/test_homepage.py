@@ -193,6 +193,28 @@ def test_engaging_with_the_category_in_this_session_allows_that_category_only(vi
     assert not set(maternity) & set(_ids(page)), "a view outside the session is not engagement"
 
 
+def test_a_page_says_until_when_it_stays_the_same(view, profiles):
+    """The session window is the only way time enters a page: ``stable_until`` is when the
+    oldest event inside it leaves it, and the page is the same until then, not after."""
+    profile = _shopper(profiles)
+    maternity = _items_of(view, "maternity", profile.market, 4)
+    candidate = _with_candidates(profile, maternity[1:], consent_sensitive=None)
+    plain = _items_of(view, "tops", profile.market, 1)
+    live = LiveState(viewed=[LiveItem(maternity[0], NOW - 120), LiveItem(plain[0], NOW - 60)])
+    page = _page(view, candidate, live=live)
+    window = view.rules.session_minutes * 60
+    assert page.stable_until == NOW - 120 + window
+    later = build(view, profile=candidate, live=live, market=profile.market, n=8,
+                  audience=PERSONAL, now=page.stable_until - 0.001)
+    assert msgspec.json.encode(later) == msgspec.json.encode(page)
+    after = build(view, profile=candidate, live=live, market=profile.market, n=8,
+                  audience=PERSONAL, now=page.stable_until + 1)
+    assert set(maternity[1:]) <= set(_ids(page, "for_you"))
+    assert not set(maternity[1:]) & set(_ids(after, "for_you")), "the session view is out"
+    assert after.stable_until == NOW - 60 + window
+    assert _page(view, candidate).stable_until == float("inf"), "no live state: no end"
+
+
 def test_never_in_sections_that_state_an_inference(view, profiles, demo_bundle):
     """"Because you bought" states why: it shows no sensitive item even with consent, and is
     never built around a sensitive purchase."""

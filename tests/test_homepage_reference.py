@@ -34,7 +34,9 @@ def views(demo_bundle):
 
 def _same(views, **kw):
     new, ref = views
-    got = msgspec.json.encode(homepage.build(new, now=NOW, **kw))
+    page = msgspec.structs.asdict(homepage.build(new, now=NOW, **kw))
+    del page["stable_until"]  # not in the reference: see tests/test_homepage.py
+    got = msgspec.json.encode(page)
     want = msgspec.json.encode(reference.build(ref, now=NOW, **kw))
     assert got == want, kw
 

@@ -129,6 +129,36 @@ def test_invalidation_messages_name_keys_or_flush_everything():
     assert len(cache) == 0  # FLUSHDB / FLUSHALL: everything
 
 
+def test_a_memo_lives_with_exactly_the_held_values():
+    clock = Clock()
+    cache = _cache(capacity=3, ttl_s=5.0, clock=clock)
+    values = [b"b", None, None]
+    _read(cache, KEYS, values)
+    memo = cache.memo(KEYS, values)
+    assert memo == {} and cache.memo(KEYS, values) is memo
+    equal = [bytes(bytearray(b"b")), None, None]  # an equal value from another read
+    assert cache.memo(KEYS, equal) is None, "only the very values held"
+    assert cache.take_counts() == (0, 0), "neither a hit nor a miss"
+    memo["page"] = 1
+    cache.invalidate(["k:live"])  # another key alone: the memo stays, these values do not
+    assert cache.memo(KEYS, values) is None
+    _read(cache, ["k:live"], [None])
+    live_again = cache.get(KEYS)
+    assert cache.memo(KEYS, live_again) == {"page": 1}
+    cache.invalidate(["k:batch"])  # its own key: the memo goes
+    _read(cache, KEYS, values)
+    assert cache.memo(KEYS, values) == {}
+    cache.memo(KEYS, values)["page"] = 2
+    clock.now += 5.1  # expired
+    assert cache.memo(KEYS, values) is None
+    _read(cache, KEYS, values)
+    cache.memo(KEYS, values)["page"] = 3
+    _read(cache, ["x"], [b"x"])  # evicts k:batch, the oldest read
+    assert cache.memo(KEYS, values) is None
+    cache.enabled = False
+    assert cache.memo(["x"], [b"x"]) is None
+
+
 def test_a_cache_needs_room_and_a_ttl():
     with pytest.raises(ValueError):
         NearCache(0, 10.0)

@@ -26,6 +26,16 @@ class UserRecord(NamedTuple):
     sent: SentLog | None
 
 
+class RawUser(NamedTuple):
+    """A customer's stored values as read, undecoded (batch, live, sent: ``bytes`` or ``None``),
+    and a memo dict for what is computed from them, kept for as long as the store knows these
+    values to be current (``None``: the store keeps none; see
+    :meth:`service.store.near_cache.NearCache.memo`)."""
+
+    values: list[bytes | None]
+    memo: dict | None
+
+
 #: Called with the current live state (None when absent); returns the new state, or None to
 #: leave the value unchanged. May be called more than once when a concurrent writer wins.
 LiveMutation = Callable[[LiveState | None], LiveState | None]
@@ -46,6 +56,12 @@ class ProfileStore(Protocol):
     async def get_batch(self, user_id: str) -> BatchProfile | None: ...
 
     async def get_user(self, user_id: str) -> UserRecord: ...
+
+    async def read_user(self, user_id: str) -> RawUser:
+        """What :meth:`get_user` reads, before :meth:`decode_user`."""
+        ...
+
+    def decode_user(self, values: list[bytes | None]) -> UserRecord: ...
 
     async def get_users(self, user_ids: Sequence[str]) -> list[UserRecord]: ...
 

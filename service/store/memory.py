@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState, ProfileRecord,
                                 decode_batch, decode_live, decode_sent)
-from service.store.base import LiveMutation, SentMutation, UserRecord
+from service.store.base import LiveMutation, RawUser, SentMutation, UserRecord
 
 
 class MemoryProfileStore:
@@ -37,9 +37,17 @@ class MemoryProfileStore:
         return self._get(self.keys.batch(user_id), decode_batch)
 
     async def get_user(self, user_id: str) -> UserRecord:
-        return UserRecord(self._get(self.keys.batch(user_id), decode_batch),
-                          self._get(self.keys.live(user_id), decode_live),
-                          self._get(self.keys.sent(user_id), decode_sent))
+        return self.decode_user((await self.read_user(user_id)).values)
+
+    async def read_user(self, user_id: str) -> RawUser:
+        """The values; no memo (nothing here tells when a value changes)."""
+        return RawUser([self._data.get(key) for key in self.keys.user_keys(user_id)], None)
+
+    def decode_user(self, values: list[bytes | None]) -> UserRecord:
+        batch, live, sent = values
+        return UserRecord(None if batch is None else decode_batch(batch),
+                          None if live is None else decode_live(live),
+                          None if sent is None else decode_sent(sent))
 
     async def get_users(self, user_ids: Sequence[str]) -> list[UserRecord]:
         return [await self.get_user(u) for u in user_ids]

@@ -20,6 +20,9 @@ Contract:
 - ``ttl_s`` is a safety net, not the mechanism: a value is dropped when Redis says it changed,
   and at the latest ``ttl_s`` after it was read.
 - At ``capacity`` keys the oldest read is dropped first.
+- :meth:`NearCache.memo` hands out a dict that lives and dies with a held value: for what a
+  caller computes from that value (a rendered homepage), dropped with the value when Redis says
+  it changed, when it expires and when it is evicted.
 
 Values are the raw bytes (or ``None`` for an absent key), decoded per request as before: a
 decoded profile could be changed by one request under another.
@@ -43,7 +46,8 @@ class NearCache:
         self.enabled = False
         self.epoch = 0
         self.hits = self.misses = 0
-        self._values: dict[str, tuple[float, Value]] = {}  # key -> (expires at, value)
+        # key -> [expires at, value, memo dict or None]
+        self._values: dict[str, list] = {}
         self._pending: dict[str, int] = {}  # key -> reads of it in flight
         self._overtaken: set[str] = set()  # pending keys invalidated since their read began
 
@@ -65,6 +69,23 @@ class NearCache:
             found.append(entry[1])
         self.hits += 1
         return found
+
+    def memo(self, keys: Sequence[str], values: Sequence[Value]) -> dict | None:
+        """The memo of ``keys[0]``'s held value (created empty on first use), when the cache
+        holds exactly these value objects for ``keys`` now; else ``None``. Neither a hit nor
+        a miss. The memo is dropped with that one value: whatever is kept in it must record
+        the values it was computed from, since the other keys' values can change alone."""
+        if not self.enabled:
+            return None
+        held, now = self._values, self.clock()
+        for key, value in zip(keys, values):
+            entry = held.get(key)
+            if entry is None or entry[0] <= now or entry[1] is not value:
+                return None
+        entry = held[keys[0]]
+        if entry[2] is None:
+            entry[2] = {}
+        return entry[2]
 
     def begin(self, keys: Sequence[str]) -> int:
         """A read of ``keys`` is about to be sent; returns the epoch to hand to :meth:`fill`."""
@@ -94,7 +115,7 @@ class NearCache:
                     del held[key]  # re-inserted last: the eviction order is the read order
                 elif len(held) >= self.capacity:
                     del held[next(iter(held))]
-                held[key] = (expires, values[i])
+                held[key] = [expires, values[i], None]
 
     def invalidate(self, keys: Sequence[str]) -> None:
         """``keys`` changed: drop them, and keep no read of them that is in flight."""

@@ -38,7 +38,8 @@ from redis.retry import Retry
 from artifacts.profiles import (ENCODER, BatchProfile, KeyScheme, LiveState,
                                 decode_batch, decode_live, decode_sent)
 from service.metrics import REDIS_ERRORS_TOTAL
-from service.store.base import LiveMutation, SentMutation, StoreUnavailable, UserRecord
+from service.store.base import (LiveMutation, RawUser, SentMutation, StoreUnavailable,
+                                UserRecord)
 from service.store.near_cache import NearCache
 from service.store.pipelined import PipelinedReader
 
@@ -227,12 +228,19 @@ class RedisProfileStore:
             self.near.invalidate(keys)
 
     async def get_user(self, user_id: str) -> UserRecord:
+        return self.decode_user((await self.read_user(user_id)).values)
+
+    async def read_user(self, user_id: str) -> RawUser:
         keys = self.keys.user_keys(user_id)
-        raw = self.near.get(keys) if self.near is not None else None
+        near = self.near
+        raw = near.get(keys) if near is not None else None
         if raw is None:
             raw = await self._call(lambda: self._reads.mget(keys))
-        return UserRecord(_decode(raw[0], decode_batch), _decode(raw[1], decode_live),
-                          _decode(raw[2], decode_sent))
+        return RawUser(raw, near.memo(keys, raw) if near is not None else None)
+
+    def decode_user(self, values: list[bytes | None]) -> UserRecord:
+        return UserRecord(_decode(values[0], decode_batch), _decode(values[1], decode_live),
+                          _decode(values[2], decode_sent))
 
     async def get_users(self, user_ids: Sequence[str]) -> list[UserRecord]:
         async def read():

@@ -1,0 +1,131 @@
+"""Kept homepages (service/homepage.py): a page answered again only while the bundle, the
+customer's stored values in real Redis and the session window say it is still the same page;
+and the market homepage of anonymous visitors, kept per bundle."""
+
+import asyncio
+
+import msgspec
+import pytest
+
+from artifacts.catalog import Catalog
+from artifacts.homepage_rules import HomepageRules
+from artifacts.profiles import LiveItem, LiveState
+from service.homepage import Homepage, HomepageSection, HomepageService
+from service.recommender import Recommender
+from service.store import MemoryProfileStore, RedisProfileStore
+from training.redis_push import push_profiles
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def pages(demo_bundle, redis_url, redis_prefix):
+    """(a homepage service reading Redis through a near cache, its clock, a second worker's
+    store writing to the same Redis without one)."""
+    push_profiles(demo_bundle.profile_records(), redis_url, prefix=redis_prefix, progress=False)
+    store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0,
+                              near_cache_keys=1000)
+    other = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    clock = Clock(2_000_000_000.0)
+    yield HomepageService(Recommender(Catalog(demo_bundle), store), clock=clock), clock, other
+    await store.close()
+    await other.close()
+
+
+def _customer(profiles) -> str:
+    return next(u for u, p in profiles.items() if p.market and len(p.purchased) >= 3
+                and p.consent_personalisation is not False)
+
+
+async def _changes(service: HomepageService, user: str, before, **kw):
+    """The page once it is no longer ``before`` (Redis's invalidation message travels on its
+    own connection)."""
+    for _ in range(500):
+        page = await service.for_user(user, **kw)
+        if page is not before:
+            return page
+        await asyncio.sleep(0.01)
+    raise AssertionError("the kept page was answered after its values changed")
+
+
+async def test_a_page_is_answered_again_while_nothing_changed(pages, profiles):
+    service, _, _ = pages
+    user = _customer(profiles)
+    first = await service.for_user(user, n=5)
+    assert await service.for_user(user, n=5) is first
+    sections = msgspec.json.decode(first.sections, type=list[HomepageSection])  # encoded once
+    assert sections and msgspec.json.decode(msgspec.json.encode(first), type=Homepage).sections \
+        == sections
+    other_query = await service.for_user(user, n=6)
+    assert other_query is not first and await service.for_user(user, n=6) is other_query
+    assert await service.for_user(user, n=5, sections="for_you") is not first
+
+
+async def test_a_write_by_another_worker_changes_the_page(pages, profiles):
+    service, clock, other = pages
+    user = _customer(profiles)
+    before = await service.for_user(user, n=5)
+    assert await service.for_user(user, n=5) is before
+    item = service.recommender.catalog.ids[0]
+    view = LiveState(viewed=[LiveItem(item, clock.now - 5)], updated=clock.now)
+    await other.update_live({other.keys.live(user): lambda _: view}, {other.keys.live(user): 60})
+    after = await _changes(service, user, before, n=5)
+    viewed = [s for s in msgspec.json.decode(after.sections, type=list[HomepageSection])
+              if s.key == "recently_viewed"]
+    assert [i.item_id for s in viewed for i in s.items] == [item]
+    fresh = HomepageService(Recommender(service.recommender.catalog, other), clock=clock)
+    assert msgspec.json.encode(after) == msgspec.json.encode(await fresh.for_user(user, n=5))
+
+
+async def test_erasure_by_another_worker_drops_the_page(pages, profiles):
+    service, clock, other = pages
+    user = _customer(profiles)
+    before = await service.for_user(user, n=5)
+    assert before.audience == "personal"
+    await other.erase_user(user, clock.now)
+    after = await _changes(service, user, before, n=5)
+    assert after.audience == "unknown_customer" and after.segments == []
+    store = service.recommender.store
+    kept = store.near.memo(store.keys.user_keys(user), [None, None, None])
+    assert [k.answer.audience for k in kept.values()] == ["unknown_customer"], \
+        "nothing of the erased customer's page is left in the worker"
+
+
+async def test_a_new_bundle_builds_the_page_again(pages, profiles, demo_bundle):
+    service, _, _ = pages
+    user = _customer(profiles)
+    before = await service.for_user(user, n=5)
+    anonymous = service.anonymous(n=5)
+    assert service.anonymous(n=5) is anonymous
+    service.recommender.catalog = Catalog(demo_bundle)  # a hot swap
+    assert await service.for_user(user, n=5) is not before
+    assert service.anonymous(n=5) is not anonymous
+
+
+async def test_the_end_of_the_session_window_ends_a_kept_page(pages, profiles):
+    service, clock, other = pages
+    user = _customer(profiles)
+    window = HomepageRules().session_minutes * 60
+    item = service.recommender.catalog.ids[0]
+    view = LiveState(viewed=[LiveItem(item, clock.now - window + 10)], updated=clock.now)
+    await other.update_live({other.keys.live(user): lambda _: view}, {other.keys.live(user): 60})
+    page = await service.for_user(user, n=5)
+    clock.now += 9.9
+    assert await service.for_user(user, n=5) is page
+    clock.now += 0.2  # the view left the session: its category is no longer unlocked
+    assert await service.for_user(user, n=5) is not page
+
+
+async def test_without_a_near_cache_nothing_is_kept(demo_bundle, profiles):
+    service = HomepageService(Recommender(Catalog(demo_bundle),
+                                          MemoryProfileStore(demo_bundle.profile_records())))
+    user = _customer(profiles)
+    first = await service.for_user(user, n=5)
+    assert first.audience == "personal"
+    assert await service.for_user(user, n=5) is not first
