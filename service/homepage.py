@@ -19,11 +19,13 @@ A page is a function of the bundle, the customer's stored values, the query and 
 session window only - the time (:attr:`artifacts.homepage.Page.stable_until`). So the built
 answer is kept (:class:`_Kept`) in the memo the profile store hands out with values it knows to
 be current (the near cache's, :meth:`service.store.near_cache.NearCache.memo`: dropped when
-Redis says a value changed), and answered again while the bundle, the values (the very same
-objects) and the time still fit. An answer holds its sections already encoded
+Redis says a value changed), and answered again while the bundle, the values and the time
+still fit. An answer holds its sections already encoded
 (``msgspec.Raw``: about 7 KiB of JSON instead of some 15 KiB of Python objects), so a kept page
 costs little memory and is sent without encoding them again. The market homepage of anonymous
-visitors is kept per bundle, market, ``n`` and sections.
+visitors is kept per bundle, market, ``n`` and sections; the sections of the market homepage
+that unknown customers get are encoded once per bundle, market, ``n`` and sections, and nothing
+is kept per unknown id.
 """
 
 from __future__ import annotations
@@ -80,9 +82,10 @@ class Homepage(msgspec.Struct, kw_only=True):
 
 
 _ENCODER = msgspec.json.Encoder()
-#: Kept pages per customer (query variants) and anonymous market pages per bundle: when full,
-#: the store is emptied (a bound against query strings made up to fill memory).
-KEPT_PER_CUSTOMER, KEPT_ANONYMOUS = 4, 1024
+#: Kept pages per customer (query variants), and anonymous market pages and market sections
+#: per bundle: when full, the store is emptied (a bound against query strings made up to fill
+#: memory).
+KEPT_PER_CUSTOMER, KEPT_ANONYMOUS = 2, 1024
 
 
 class _Kept(NamedTuple):
@@ -96,7 +99,7 @@ class _Kept(NamedTuple):
     def fits(self, catalog: Catalog, values: list[bytes | None], now: float) -> bool:
         kept = self.values
         return (catalog is self.catalog and now < self.stable_until and len(kept) == len(values)
-                and all(a is b for a, b in zip(kept, values)))
+                and all(a is b or a == b for a, b in zip(kept, values)))
 
 
 def parse_sections(text: str | None) -> list[str] | None:
@@ -122,13 +125,14 @@ class HomepageService:
         self.clock = clock  # epoch seconds: the session window of live events
         self._view: HomepageView | None = None
         self._anonymous: dict[tuple, Homepage] = {}  # (n, market, sections) -> answer
+        self._market_sections: dict[tuple, msgspec.Raw] = {}  # (market, n, sections) -> JSON
 
     def view(self, catalog: Catalog) -> HomepageView:
         """The homepage structures of ``catalog``, rebuilt when the bundle was swapped."""
         view = self._view
         if view is None or view.catalog is not catalog:
             view = self._view = HomepageView(catalog)
-            self._anonymous = {}
+            self._anonymous, self._market_sections = {}, {}
         return view
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None,
@@ -167,7 +171,8 @@ class HomepageService:
             audience = homepage.PERSONAL
         answer, stable_until = self._page(catalog, audience, profile, live, market, n, wanted,
                                           segments, user_id=user_id)
-        if memo is not None:
+        if memo is not None and any(v is not None for v in raw.values):
+            # (nothing stored: the market homepage, whose sections are kept once per market)
             if len(memo) >= KEPT_PER_CUSTOMER:
                 memo.clear()
             memo[variant] = _Kept(catalog, raw.values, stable_until, answer)
@@ -199,8 +204,19 @@ class HomepageService:
                               segments=segments)
         personal = audience == homepage.PERSONAL
         notes = [NOTES[audience]] if NOTES[audience] else []
+        if profile is None and (live is None or not live.purchased):
+            # the same market page for every visitor (as homepage.build keeps it)
+            key = (market_name, n, None if wanted is None else tuple(wanted))
+            sections = self._market_sections.get(key)
+            if sections is None:
+                if len(self._market_sections) >= KEPT_ANONYMOUS:
+                    self._market_sections.clear()
+                sections = self._market_sections[key] = msgspec.Raw(
+                    _ENCODER.encode(page.sections))
+        else:
+            sections = msgspec.Raw(_ENCODER.encode(page.sections))
         return Homepage(
-            sections=msgspec.Raw(_ENCODER.encode(page.sections)),  # type: ignore[arg-type]
+            sections=sections,  # type: ignore[arg-type]
             audience=audience, personalised=personal,
             source=homepage.PERSONAL if personal else popular_source(market_name),
             layout=page.layout, layout_reason=page.layout_reason,

@@ -92,8 +92,7 @@ async def test_erasure_by_another_worker_drops_the_page(pages, profiles):
     after = await _changes(service, user, before, n=5)
     assert after.audience == "unknown_customer" and after.segments == []
     store = service.recommender.store
-    kept = store.near.memo(store.keys.user_keys(user), [None, None, None])
-    assert [k.answer.audience for k in kept.values()] == ["unknown_customer"], \
+    assert store.near.memo(store.keys.user_keys(user), [None, None, None]) == {}, \
         "nothing of the erased customer's page is left in the worker"
 
 
@@ -120,6 +119,18 @@ async def test_the_end_of_the_session_window_ends_a_kept_page(pages, profiles):
     assert await service.for_user(user, n=5) is page
     clock.now += 0.2  # the view left the session: its category is no longer unlocked
     assert await service.for_user(user, n=5) is not page
+
+
+async def test_unknown_customers_share_the_market_pages_sections(pages):
+    service, _, _ = pages
+    one = await service.for_user("nobody-1", n=5)
+    two = await service.for_user("nobody-2", n=5)
+    assert one.audience == two.audience == "unknown_customer"
+    assert one.sections is two.sections, "encoded once for the market"
+    assert one.sections is service.anonymous(n=5).sections
+    store = service.recommender.store
+    assert store.near.memo(store.keys.user_keys("nobody-1"), [None, None, None]) == {}, \
+        "nothing kept per unknown id"
 
 
 async def test_without_a_near_cache_nothing_is_kept(demo_bundle, profiles):

@@ -96,14 +96,18 @@ def test_off_answers_nothing_and_keeps_nothing():
     assert cache.get(["a"]) is None and cache.take_counts() == (0, 0)
 
 
-def test_values_expire_after_the_ttl():
+def test_values_expire_in_the_second_half_of_the_ttl_spread_out():
     clock = Clock()
-    cache = _cache(ttl_s=5.0, clock=clock)
-    _read(cache, ["a"], [b"1"])
-    clock.now += 4.9
-    assert cache.get(["a"]) == [b"1"]
-    clock.now += 0.2
-    assert cache.get(["a"]) is None
+    cache = _cache(capacity=1000, ttl_s=5.0, clock=clock)
+    keys = [f"k{i}" for i in range(1000)]
+    for key in keys:
+        _read(cache, [key], [b"1"])
+    clock.now += 2.49
+    assert all(cache.get([key]) == [b"1"] for key in keys)
+    clock.now += 1.25  # three quarters of the TTL: about half are gone, not all or none
+    assert 300 < sum(cache.get([key]) is None for key in keys) < 700
+    clock.now += 1.27
+    assert all(cache.get([key]) is None for key in keys)
 
 
 def test_the_oldest_read_goes_first_at_capacity():
@@ -137,8 +141,13 @@ def test_a_memo_lives_with_exactly_the_held_values():
     memo = cache.memo(KEYS, values)
     assert memo == {} and cache.memo(KEYS, values) is memo
     equal = [bytes(bytearray(b"b")), None, None]  # an equal value from another read
-    assert cache.memo(KEYS, equal) is None, "only the very values held"
+    assert cache.memo(KEYS, equal) is memo
+    assert cache.memo(KEYS, [b"c", None, None]) is None, "only the values held"
     assert cache.take_counts() == (0, 0), "neither a hit nor a miss"
+    clock.now += 5.1  # expired, and read again unchanged: the same value and memo, renewed
+    assert cache.memo(KEYS, values) is None
+    _read(cache, KEYS, equal)
+    assert cache.get(KEYS)[0] is values[0] and cache.memo(KEYS, values) is memo
     memo["page"] = 1
     cache.invalidate(["k:live"])  # another key alone: the memo stays, these values do not
     assert cache.memo(KEYS, values) is None
@@ -148,6 +157,10 @@ def test_a_memo_lives_with_exactly_the_held_values():
     cache.invalidate(["k:batch"])  # its own key: the memo goes
     _read(cache, KEYS, values)
     assert cache.memo(KEYS, values) == {}
+    cache.memo(KEYS, values)["page"] = 1
+    _read(cache, KEYS, [b"changed", None, None])  # read again, changed: the memo goes
+    assert cache.memo(KEYS, [b"changed", None, None]) == {}
+    values = [b"changed", None, None]
     cache.memo(KEYS, values)["page"] = 2
     clock.now += 5.1  # expired
     assert cache.memo(KEYS, values) is None

@@ -18,7 +18,10 @@ Contract:
   invalidation can travel on its own connection faster than the reply it concerns, so a key
   invalidated while a read of it is in flight is not kept from that read.
 - ``ttl_s`` is a safety net, not the mechanism: a value is dropped when Redis says it changed,
-  and at the latest ``ttl_s`` after it was read.
+  and at the latest ``ttl_s`` after it was read: each at a random point of the second half of
+  that span, so that values read together (a worker's first minute, a burst of traffic) are
+  not all read again at the same moment. A read that finds the held value unchanged keeps it
+  (the same object, with its memo) and only renews its lifetime.
 - At ``capacity`` keys the oldest read is dropped first.
 - :meth:`NearCache.memo` hands out a dict that lives and dies with a held value: for what a
   caller computes from that value (a rendered homepage), dropped with the value when Redis says
@@ -30,6 +33,7 @@ decoded profile could be changed by one request under another.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -72,15 +76,16 @@ class NearCache:
 
     def memo(self, keys: Sequence[str], values: Sequence[Value]) -> dict | None:
         """The memo of ``keys[0]``'s held value (created empty on first use), when the cache
-        holds exactly these value objects for ``keys`` now; else ``None``. Neither a hit nor
-        a miss. The memo is dropped with that one value: whatever is kept in it must record
-        the values it was computed from, since the other keys' values can change alone."""
+        holds these values for ``keys`` now; else ``None``. Neither a hit nor a miss. The
+        memo is dropped with that one value: whatever is kept in it must record the values it
+        was computed from, since the other keys' values can change alone."""
         if not self.enabled:
             return None
         held, now = self._values, self.clock()
         for key, value in zip(keys, values):
             entry = held.get(key)
-            if entry is None or entry[0] <= now or entry[1] is not value:
+            if entry is None or entry[0] <= now or (entry[1] is not value
+                                                    and entry[1] != value):
                 return None
         entry = held[keys[0]]
         if entry[2] is None:
@@ -99,7 +104,7 @@ class NearCache:
         is still known to be current."""
         pending, overtaken, held = self._pending, self._overtaken, self._values
         keep = values is not None and self.enabled and epoch == self.epoch
-        expires = self.clock() + self.ttl_s
+        expires = self.clock() + self.ttl_s * (1.0 - 0.5 * random.random())
         for i, key in enumerate(keys):
             left = pending.get(key, 1) - 1
             if left > 0:
@@ -111,11 +116,14 @@ class NearCache:
                     overtaken.discard(key)
                 continue
             if keep:
-                if key in held:
-                    del held[key]  # re-inserted last: the eviction order is the read order
-                elif len(held) >= self.capacity:
-                    del held[next(iter(held))]
-                held[key] = [expires, values[i], None]
+                entry = held.pop(key, None)  # re-inserted last: the eviction order is the read order
+                if entry is not None and entry[1] == values[i]:
+                    entry[0] = expires  # unchanged: the same value and memo, renewed
+                else:
+                    if entry is None and len(held) >= self.capacity:
+                        del held[next(iter(held))]
+                    entry = [expires, values[i], None]
+                held[key] = entry
 
     def invalidate(self, keys: Sequence[str]) -> None:
         """``keys`` changed: drop them, and keep no read of them that is in flight."""
