@@ -228,15 +228,19 @@ class RedisProfileStore:
             self.near.invalidate(keys)
 
     async def get_user(self, user_id: str) -> UserRecord:
-        return self.decode_user((await self.read_user(user_id)).values)
+        return self.decode_user(await self._page_view_read(self.keys.user_keys(user_id)))
 
     async def read_user(self, user_id: str) -> RawUser:
         keys = self.keys.user_keys(user_id)
-        near = self.near
-        raw = near.get(keys) if near is not None else None
+        raw = await self._page_view_read(keys)
+        return RawUser(raw, self.near.memo(keys, raw) if self.near is not None else None)
+
+    async def _page_view_read(self, keys: list[str]) -> list[bytes | None]:
+        """The values of ``keys``: from the near cache, else one (coalesced) MGET."""
+        raw = self.near.get(keys) if self.near is not None else None
         if raw is None:
             raw = await self._call(lambda: self._reads.mget(keys))
-        return RawUser(raw, near.memo(keys, raw) if near is not None else None)
+        return raw
 
     def decode_user(self, values: list[bytes | None]) -> UserRecord:
         return UserRecord(_decode(values[0], decode_batch), _decode(values[1], decode_live),
@@ -250,15 +254,11 @@ class RedisProfileStore:
             return await pipe.execute()
 
         rows = await self._call(read)
-        return [UserRecord(_decode(b, decode_batch), _decode(lv, decode_live),
-                           _decode(s, decode_sent)) for b, lv, s in rows]
+        return [self.decode_user(row) for row in rows]
 
     async def get_session(self, session_id: str) -> LiveState | None:
         # a page view (the size for an anonymous visitor): coalesced like a customer's read
-        keys = [self.keys.session(session_id)]
-        raw = self.near.get(keys) if self.near is not None else None
-        if raw is None:
-            raw = await self._call(lambda: self._reads.mget(keys))
+        raw = await self._page_view_read([self.keys.session(session_id)])
         return _decode(raw[0], decode_live)
 
     async def put_batch(self, user_id: str, profile: BatchProfile) -> None:
