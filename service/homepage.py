@@ -19,8 +19,8 @@ A page is a function of the bundle, the customer's stored values, the query and 
 session window only - the time (:attr:`artifacts.homepage.Page.stable_until`). So the built
 answer is kept (:class:`_Kept`) in the memo the profile store hands out with values it knows to
 be current (the near cache's, :meth:`service.store.near_cache.NearCache.memo`: dropped when
-Redis says a value changed), and answered again while the bundle, the values and the time
-still fit. An answer holds its sections already encoded
+Redis says a value changed, and emptied when any of the customer's values goes), and answered
+again while the bundle and the time still fit. An answer holds its sections already encoded
 (``msgspec.Raw``: about 7 KiB of JSON instead of some 15 KiB of Python objects), so a kept page
 costs little memory and is sent without encoding them again. The market homepage of anonymous
 visitors is kept per bundle, market, ``n`` and sections; the sections of the market homepage
@@ -31,8 +31,8 @@ is kept per unknown id.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgspec
 
@@ -82,24 +82,26 @@ class Homepage(msgspec.Struct, kw_only=True):
 
 
 _ENCODER = msgspec.json.Encoder()
-#: Kept pages per customer (query variants), and anonymous market pages and market sections
-#: per bundle: when full, the store is emptied (a bound against query strings made up to fill
-#: memory).
-KEPT_PER_CUSTOMER, KEPT_ANONYMOUS = 2, 1024
+#: Kept pages per customer (the latest query variant), and anonymous market pages and market
+#: sections per bundle: when full, the store is emptied (a bound against query strings made up
+#: to fill memory). A page whose sections take more JSON than KEPT_MAX_BYTES (large ``n``) is
+#: built every time: a kept page costs the worker at most that.
+KEPT_PER_CUSTOMER, KEPT_ANONYMOUS, KEPT_MAX_BYTES = 1, 1024, 16 * 1024
 
 
-class _Kept(NamedTuple):
-    """A customer's page as answered, with what it was built from."""
+class _Kept:
+    """A customer's page as answered: kept in the memo of the values it was built from (so it
+    goes when one of them changes), for its bundle (held weakly: a kept page does not keep a
+    swapped-out bundle alive) until ``stable_until``."""
 
-    catalog: Catalog
-    values: list[bytes | None]
-    stable_until: float
-    answer: Homepage
+    __slots__ = ("catalog", "stable_until", "answer")
 
-    def fits(self, catalog: Catalog, values: list[bytes | None], now: float) -> bool:
-        kept = self.values
-        return (catalog is self.catalog and now < self.stable_until and len(kept) == len(values)
-                and all(a is b or a == b for a, b in zip(kept, values)))
+    def __init__(self, catalog: Catalog, stable_until: float, answer: Homepage):
+        self.catalog = weakref.ref(catalog)
+        self.stable_until, self.answer = stable_until, answer
+
+    def fits(self, catalog: Catalog, now: float) -> bool:
+        return self.catalog() is catalog and now < self.stable_until
 
 
 def parse_sections(text: str | None) -> list[str] | None:
@@ -146,11 +148,14 @@ class HomepageService:
             raw = await store.read_user(user_id)
         except StoreUnavailable:
             raw = None
-        memo, variant = (raw.memo, ("homepage", n, market, sections)) if raw else (None, None)
+        memo = raw.memo if raw is not None else None
+        variant = ("homepage", n, market, None if wanted is None else tuple(wanted))
         if memo is not None:
             kept = memo.get(variant)
-            if kept is not None and kept.fits(catalog, raw.values, self.clock()):
-                return kept.answer
+            if kept is not None:
+                if kept.fits(catalog, self.clock()):
+                    return kept.answer
+                del memo[variant]
         record = store.decode_user(raw.values) if raw is not None else None
         profile, live, segments = None, None, None
         if record is not None:
@@ -171,11 +176,13 @@ class HomepageService:
             audience = homepage.PERSONAL
         answer, stable_until = self._page(catalog, audience, profile, live, market, n, wanted,
                                           segments, user_id=user_id)
-        if memo is not None and any(v is not None for v in raw.values):
-            # (nothing stored: the market homepage, whose sections are kept once per market)
-            if len(memo) >= KEPT_PER_CUSTOMER:
-                memo.clear()
-            memo[variant] = _Kept(catalog, raw.values, stable_until, answer)
+        if memo is not None:
+            if all(v is None for v in raw.values):
+                memo.clear()  # an unknown id keeps nothing: its market page's sections are kept
+            elif len(answer.sections) <= KEPT_MAX_BYTES:
+                if len(memo) >= KEPT_PER_CUSTOMER:
+                    memo.clear()
+                memo[variant] = _Kept(catalog, stable_until, answer)
         return answer
 
     def anonymous(self, *, n: int, market: str | None = None,
@@ -183,7 +190,7 @@ class HomepageService:
         wanted = parse_sections(sections)
         catalog, _ = self.recommender.snapshot()
         self.view(catalog)  # first: a swapped bundle empties the kept pages
-        variant = (n, market, sections)
+        variant = (n, market, None if wanted is None else tuple(wanted))
         kept = self._anonymous.get(variant)
         if kept is not None:
             return kept

@@ -3,6 +3,8 @@ customer's stored values in real Redis and the session window say it is still th
 and the market homepage of anonymous visitors, kept per bundle."""
 
 import asyncio
+import gc
+import weakref
 
 import msgspec
 import pytest
@@ -94,6 +96,38 @@ async def test_erasure_by_another_worker_drops_the_page(pages, profiles):
     store = service.recommender.store
     assert store.near.memo(store.keys.user_keys(user), [None, None, None]) == {}, \
         "nothing of the erased customer's page is left in the worker"
+
+
+async def test_erasure_of_a_customer_known_only_from_events_drops_their_page(pages):
+    """No batch profile: the page hangs on values of which Redis reports only the live key's
+    deletion; the customer's whole memo goes with it, and no later read brings it back."""
+    service, clock, other = pages
+    store, user = service.recommender.store, "events-only"
+    live_key = other.keys.live(user)
+    view = LiveState(viewed=[LiveItem(service.recommender.catalog.ids[0], clock.now - 5)],
+                     updated=clock.now)
+    await other.update_live({live_key: lambda _: view}, {live_key: 600})
+    before = await service.for_user(user, n=5)
+    assert before.audience == "personal" and await service.for_user(user, n=5) is before
+    memo = store.near.memo(store.keys.user_keys(user), (await store.read_user(user)).values)
+    assert memo
+    await other.erase_user(user, clock.now)
+    after = await _changes(service, user, before, n=5)
+    assert after.audience == "unknown_customer"
+    assert memo == {}, "the erased customer's page is gone from the worker"
+    assert not store.near.memo(store.keys.user_keys(user), [None, None, None])
+
+
+async def test_a_swapped_out_bundle_is_not_kept_alive_by_kept_pages(pages, profiles,
+                                                                     demo_bundle):
+    service, _, _ = pages
+    user = _customer(profiles)
+    await service.for_user(user, n=5)
+    old = weakref.ref(service.recommender.catalog)
+    service.recommender.catalog = Catalog(demo_bundle)  # a hot swap
+    service.anonymous(n=5)  # the next page view, of someone else
+    gc.collect()
+    assert old() is None, "the customer's kept page (not asked for since) holds the old bundle"
 
 
 async def test_a_new_bundle_builds_the_page_again(pages, profiles, demo_bundle):

@@ -133,7 +133,7 @@ def test_invalidation_messages_name_keys_or_flush_everything():
     assert len(cache) == 0  # FLUSHDB / FLUSHALL: everything
 
 
-def test_a_memo_lives_with_exactly_the_held_values():
+def test_a_memo_is_shared_by_the_held_values_and_emptied_when_any_goes():
     clock = Clock()
     cache = _cache(capacity=3, ttl_s=5.0, clock=clock)
     values = [b"b", None, None]
@@ -144,30 +144,32 @@ def test_a_memo_lives_with_exactly_the_held_values():
     assert cache.memo(KEYS, equal) is memo
     assert cache.memo(KEYS, [b"c", None, None]) is None, "only the values held"
     assert cache.take_counts() == (0, 0), "neither a hit nor a miss"
-    clock.now += 5.1  # expired, and read again unchanged: the same value and memo, renewed
+
+    def kept(what):
+        memo = cache.memo(KEYS, values)
+        memo["page"] = what
+        return memo
+
+    memo = kept(1)
+    cache.invalidate(["k:sent"])  # any one of the keys: Redis says it changed
+    assert memo == {} and cache.memo(KEYS, values) is None
+    _read(cache, ["k:sent"], [None])
+    memo = kept(2)
+    clock.now += 5.1  # expired, and read again unchanged: the same values and memo, renewed
     assert cache.memo(KEYS, values) is None
     _read(cache, KEYS, equal)
-    assert cache.get(KEYS)[0] is values[0] and cache.memo(KEYS, values) is memo
-    memo["page"] = 1
-    cache.invalidate(["k:live"])  # another key alone: the memo stays, these values do not
-    assert cache.memo(KEYS, values) is None
-    _read(cache, ["k:live"], [None])
-    live_again = cache.get(KEYS)
-    assert cache.memo(KEYS, live_again) == {"page": 1}
-    cache.invalidate(["k:batch"])  # its own key: the memo goes
+    assert cache.get(KEYS)[0] is values[0] and memo == {"page": 2}
+    assert cache.memo(KEYS, values) is memo
+    _read(cache, ["k:live"], [b"changed"])  # read again, changed
+    assert memo == {}
+    values = [b"b", b"changed", None]
+    memo = kept(3)
+    _read(cache, ["x"], [b"x"])  # at capacity: the oldest read (k:batch) goes
+    assert memo == {} and cache.memo(KEYS, values) is None
     _read(cache, KEYS, values)
-    assert cache.memo(KEYS, values) == {}
-    cache.memo(KEYS, values)["page"] = 1
-    _read(cache, KEYS, [b"changed", None, None])  # read again, changed: the memo goes
-    assert cache.memo(KEYS, [b"changed", None, None]) == {}
-    values = [b"changed", None, None]
-    cache.memo(KEYS, values)["page"] = 2
-    clock.now += 5.1  # expired
-    assert cache.memo(KEYS, values) is None
-    _read(cache, KEYS, values)
-    cache.memo(KEYS, values)["page"] = 3
-    _read(cache, ["x"], [b"x"])  # evicts k:batch, the oldest read
-    assert cache.memo(KEYS, values) is None
+    memo = kept(4)
+    cache.clear()
+    assert memo == {}
     cache.enabled = False
     assert cache.memo(["x"], [b"x"]) is None
 

@@ -28,8 +28,8 @@ class UserRecord(NamedTuple):
 
 class RawUser(NamedTuple):
     """A customer's stored values as read, undecoded (batch, live, sent: ``bytes`` or ``None``),
-    and a memo dict for what is computed from them, kept for as long as the store knows these
-    values to be current (``None``: the store keeps none; see
+    and a memo dict for what is computed from them, emptied as soon as the store learns that one
+    of them changed (``None``: the store keeps none; see
     :meth:`service.store.near_cache.NearCache.memo`)."""
 
     values: list[bytes | None]

@@ -23,9 +23,11 @@ Contract:
   not all read again at the same moment. A read that finds the held value unchanged keeps it
   (the same object, with its memo) and only renews its lifetime.
 - At ``capacity`` keys the oldest read is dropped first.
-- :meth:`NearCache.memo` hands out a dict that lives and dies with a held value: for what a
-  caller computes from that value (a rendered homepage), dropped with the value when Redis says
-  it changed, when it expires and when it is evicted.
+- :meth:`NearCache.memo` hands out a dict shared by the held values of a set of keys (one
+  customer's), for what a caller computes from them (a rendered homepage): it is emptied as
+  soon as any of those values is dropped - Redis says it changed, it is evicted, or a read
+  after its lifetime finds it changed. So while the memo holds something, every value it was
+  computed from is still the one held.
 
 Values are the raw bytes (or ``None`` for an absent key), decoded per request as before: a
 decoded profile could be changed by one request under another.
@@ -75,22 +77,26 @@ class NearCache:
         return found
 
     def memo(self, keys: Sequence[str], values: Sequence[Value]) -> dict | None:
-        """The memo of ``keys[0]``'s held value (created empty on first use), when the cache
-        holds these values for ``keys`` now; else ``None``. Neither a hit nor a miss. The
-        memo is dropped with that one value: whatever is kept in it must record the values it
-        was computed from, since the other keys' values can change alone."""
+        """The memo of these keys' held values (created empty when they share none yet), when
+        the cache holds exactly these values for ``keys`` now; else ``None``. Neither a hit
+        nor a miss. See the module docstring for when it is emptied."""
         if not self.enabled:
             return None
         held, now = self._values, self.clock()
+        entries = []
         for key, value in zip(keys, values):
             entry = held.get(key)
             if entry is None or entry[0] <= now or (entry[1] is not value
                                                     and entry[1] != value):
                 return None
-        entry = held[keys[0]]
-        if entry[2] is None:
-            entry[2] = {}
-        return entry[2]
+            entries.append(entry)
+        memo = entries[0][2]
+        if memo is None or any(entry[2] is not memo for entry in entries):
+            memo = {}
+            for entry in entries:
+                _drop_memo(entry)
+                entry[2] = memo
+        return memo
 
     def begin(self, keys: Sequence[str]) -> int:
         """A read of ``keys`` is about to be sent; returns the epoch to hand to :meth:`fill`."""
@@ -120,8 +126,10 @@ class NearCache:
                 if entry is not None and entry[1] == values[i]:
                     entry[0] = expires  # unchanged: the same value and memo, renewed
                 else:
-                    if entry is None and len(held) >= self.capacity:
-                        del held[next(iter(held))]
+                    if entry is not None:
+                        _drop_memo(entry)
+                    elif len(held) >= self.capacity:
+                        _drop_memo(held.pop(next(iter(held))))
                     entry = [expires, values[i], None]
                 held[key] = entry
 
@@ -129,12 +137,16 @@ class NearCache:
         """``keys`` changed: drop them, and keep no read of them that is in flight."""
         held, pending, overtaken = self._values, self._pending, self._overtaken
         for key in keys:
-            held.pop(key, None)
+            entry = held.pop(key, None)
+            if entry is not None:
+                _drop_memo(entry)
             if key in pending:
                 overtaken.add(key)
 
     def clear(self) -> None:
         """Drop everything, and keep nothing from reads begun before now."""
+        for entry in self._values.values():
+            _drop_memo(entry)
         self._values.clear()
         self._overtaken.clear()
         self.epoch += 1
@@ -144,3 +156,11 @@ class NearCache:
         counts = self.hits, self.misses
         self.hits = self.misses = 0
         return counts
+
+
+def _drop_memo(entry: list) -> None:
+    """Empty the memo an entry shares (every value it was computed from goes with it)."""
+    memo = entry[2]
+    if memo is not None:
+        memo.clear()
+        entry[2] = None
