@@ -18,8 +18,8 @@ because a step could not run; the answer says what was left out (``degraded``, `
 A page is a function of the bundle, the customer's stored values, the query and - through the
 session window only - the time (:attr:`artifacts.homepage.Page.stable_until`). So the built
 answer is kept (:class:`_Kept`) in the memo the profile store hands out with values it knows to
-be current (the near cache's, :meth:`service.store.near_cache.NearCache.memo`: dropped when
-Redis says a value changed, and emptied when any of the customer's values goes), and answered
+be current (the near cache's, :meth:`service.store.near_cache.NearCache.memo`: emptied as soon
+as Redis says one of the customer's values changed, or one leaves the cache), and answered
 again while the bundle and the time still fit. An answer holds its sections already encoded
 (``msgspec.Raw``: about 7 KiB of JSON instead of some 15 KiB of Python objects), so a kept page
 costs little memory and is sent without encoding them again. The market homepage of anonymous
