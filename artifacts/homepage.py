@@ -81,6 +81,9 @@ class Page(msgspec.Struct, kw_only=True):
     stable_until: float = float("inf")
     """Until when (epoch seconds) the same inputs give the same page: the time an event of
     the session leaves the session window (see :class:`~artifacts.homepage_fill.PageState`)."""
+    shared: bool = False
+    """The market page every visitor of the market gets for this ``n`` and these sections (no
+    profile, no purchase since training): its sections are the same objects each time."""
 
 
 
@@ -115,7 +118,7 @@ def build(view: HomepageView, *, profile: BatchProfile | None, live: LiveState |
         if found is not None and found[0] is rules:
             out, notes, incomplete = found[1]
             return Page(sections=list(out), layout=name, layout_reason=layout.reason,
-                        segments=segs, notes=list(notes), incomplete=incomplete)
+                        segments=segs, notes=list(notes), incomplete=incomplete, shared=True)
     b = PageState(view, profile, live, market, n, now, personal, set(keys))
     notes, out, incomplete = list(view.notes), [], False
     for key in keys:
@@ -141,7 +144,7 @@ def build(view: HomepageView, *, profile: BatchProfile | None, live: LiveState |
             view.market_pages.clear()
         view.market_pages[(market, n, *keys)] = (rules, (tuple(out), tuple(notes), incomplete))
     return Page(sections=out, layout=name, layout_reason=layout.reason, segments=segs,
-                notes=notes, incomplete=incomplete, stable_until=b.stable_until)
+                notes=notes, incomplete=incomplete, stable_until=b.stable_until, shared=shared)
 
 
 def _in_market(text: str, market: str | None) -> str:

@@ -104,11 +104,11 @@ class _Kept:
         return self.catalog() is catalog and now < self.stable_until
 
 
-def parse_sections(text: str | None) -> list[str] | None:
+def parse_sections(text: str | None) -> tuple[str, ...] | None:
     """Section keys from ``a,b,c``; ``None`` (all) when not given; 400 for unknown ones."""
     if text is None:
         return None
-    names = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
     unknown = [s for s in names if s not in homepage.SECTIONS]
     if unknown or not names:
         what = (f"unknown section(s) {', '.join(map(repr, unknown))}" if unknown
@@ -149,7 +149,7 @@ class HomepageService:
         except StoreUnavailable:
             raw = None
         memo = raw.memo if raw is not None else None
-        variant = ("homepage", n, market, None if wanted is None else tuple(wanted))
+        variant = ("homepage", n, market, wanted)
         if memo is not None:
             kept = memo.get(variant)
             if kept is not None:
@@ -190,7 +190,7 @@ class HomepageService:
         wanted = parse_sections(sections)
         catalog, _ = self.recommender.snapshot()
         self.view(catalog)  # first: a swapped bundle empties the kept pages
-        variant = (n, market, None if wanted is None else tuple(wanted))
+        variant = (n, market, wanted)
         kept = self._anonymous.get(variant)
         if kept is not None:
             return kept
@@ -201,7 +201,8 @@ class HomepageService:
         return answer
 
     def _page(self, catalog: Catalog, audience: str, profile: BatchProfile | None,
-              live: LiveState | None, market: str | None, n: int, wanted: list[str] | None,
+              live: LiveState | None, market: str | None, n: int,
+              wanted: tuple[str, ...] | None,
               segments: list[str] | None, user_id: str | None = None
               ) -> tuple[Homepage, float]:
         """The answer, and until when the same inputs give the same page."""
@@ -211,9 +212,8 @@ class HomepageService:
                               segments=segments)
         personal = audience == homepage.PERSONAL
         notes = [NOTES[audience]] if NOTES[audience] else []
-        if profile is None and (live is None or not live.purchased):
-            # the same market page for every visitor (as homepage.build keeps it)
-            key = (market_name, n, None if wanted is None else tuple(wanted))
+        if page.shared:  # the same market page for every visitor: encoded once
+            key = (market_name, n, wanted)
             sections = self._market_sections.get(key)
             if sections is None:
                 if len(self._market_sections) >= KEPT_ANONYMOUS:

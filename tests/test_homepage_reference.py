@@ -35,7 +35,7 @@ def views(demo_bundle):
 def _same(views, **kw):
     new, ref = views
     page = msgspec.structs.asdict(homepage.build(new, now=NOW, **kw))
-    del page["stable_until"]  # not in the reference: see tests/test_homepage.py
+    del page["stable_until"], page["shared"]  # not in the reference: see test_homepage.py
     got = msgspec.json.encode(page)
     want = msgspec.json.encode(reference.build(ref, now=NOW, **kw))
     assert got == want, kw
