@@ -17,10 +17,8 @@ because a step could not run; the answer says what was left out (``degraded``, `
 
 A page is a function of the bundle, the customer's stored values, the query and - through the
 session window only - the time (:attr:`artifacts.homepage.Page.stable_until`). So the built
-answer is kept (:class:`_Kept`) in the memo the profile store hands out with values it knows to
-be current (the near cache's, :meth:`service.store.near_cache.NearCache.memo`: emptied as soon
-as Redis says one of the customer's values changed, or one leaves the cache), and answered
-again while the bundle and the time still fit. An answer holds its sections already encoded
+answer is kept with the customer's values (:mod:`service.kept`) and answered again while they,
+the bundle and the time still fit. An answer holds its sections already encoded
 (``msgspec.Raw``: about 7 KiB of JSON instead of some 15 KiB of Python objects), so a kept page
 costs little memory and is sent without encoding them again. The market homepage of anonymous
 visitors is kept per bundle, market, ``n`` and sections; the sections of the market homepage
@@ -31,7 +29,6 @@ is kept per unknown id.
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable
 
 import msgspec
@@ -41,10 +38,10 @@ from artifacts.catalog import Catalog
 from artifacts.homepage import HomepageSection, HomepageView
 from artifacts.profiles import BatchProfile, LiveState
 from artifacts.ranking import popular_source
+from service import kept
 from service.errors import BadRequest
 from service.merge import merged_profile
 from service.recommender import Recommender
-from service.store.base import StoreUnavailable
 
 NOTES = {
     homepage.PERSONAL: None,
@@ -82,26 +79,12 @@ class Homepage(msgspec.Struct, kw_only=True):
 
 
 _ENCODER = msgspec.json.Encoder()
-#: Kept pages per customer (the latest query variant), and anonymous market pages and market
-#: sections per bundle: when full, the store is emptied (a bound against query strings made up
-#: to fill memory). A page whose sections take more JSON than KEPT_MAX_BYTES (large ``n``) is
-#: built every time: a kept page costs the worker at most that.
-KEPT_PER_CUSTOMER, KEPT_ANONYMOUS, KEPT_MAX_BYTES = 1, 1024, 16 * 1024
-
-
-class _Kept:
-    """A customer's page as answered: kept in the memo of the values it was built from (so it
-    goes when one of them changes), for its bundle (held weakly: a kept page does not keep a
-    swapped-out bundle alive) until ``stable_until``."""
-
-    __slots__ = ("catalog", "stable_until", "answer")
-
-    def __init__(self, catalog: Catalog, stable_until: float, answer: Homepage):
-        self.catalog = weakref.ref(catalog)
-        self.stable_until, self.answer = stable_until, answer
-
-    def fits(self, catalog: Catalog, now: float) -> bool:
-        return self.catalog() is catalog and now < self.stable_until
+#: Anonymous market pages and market sections kept per bundle: when full, the store is emptied
+#: (a bound against query strings made up to fill memory). A customer's page whose sections take
+#: more JSON than KEPT_MAX_BYTES (large ``n``) is built every time: a kept page costs the worker
+#: at most that (one per customer: :mod:`service.kept`).
+KEPT_ANONYMOUS, KEPT_MAX_BYTES = 1024, 16 * 1024
+KIND = "homepage"
 
 
 def parse_sections(text: str | None) -> tuple[str, ...] | None:
@@ -143,20 +126,13 @@ class HomepageService:
         catalog, trained_until = self.recommender.snapshot()
         if market is not None:
             self.recommender.resolve_market(catalog, market)  # 400 before touching the store
-        store = self.recommender.store
-        try:
-            raw = await store.read_user(user_id)
-        except StoreUnavailable:
-            raw = None
+        raw = await self.recommender.read(user_id)
         memo = raw.memo if raw is not None else None
-        variant = ("homepage", n, market, wanted)
-        if memo is not None:
-            kept = memo.get(variant)
-            if kept is not None:
-                if kept.fits(catalog, self.clock()):
-                    return kept.answer
-                del memo[variant]
-        record = store.decode_user(raw.values) if raw is not None else None
+        variant = (n, market, wanted)
+        answer = kept.recall(memo, KIND, catalog, variant, self.clock())
+        if answer is not None:
+            return answer
+        record = self.recommender.store.decode_user(raw.values) if raw is not None else None
         profile, live, segments = None, None, None
         if record is not None:
             live = record.live
@@ -177,12 +153,10 @@ class HomepageService:
         answer, stable_until = self._page(catalog, audience, profile, live, market, n, wanted,
                                           segments, user_id=user_id)
         if memo is not None:
-            if all(v is None for v in raw.values):
-                memo.clear()  # an unknown id keeps nothing: its market page's sections are kept
-            elif len(answer.sections) <= KEPT_MAX_BYTES:
-                if len(memo) >= KEPT_PER_CUSTOMER:
-                    memo.clear()
-                memo[variant] = _Kept(catalog, stable_until, answer)
+            if len(answer.sections) <= KEPT_MAX_BYTES:
+                kept.keep(memo, KIND, raw.values, catalog, variant, answer, until=stable_until)
+            else:
+                kept.forget(memo, KIND)
         return answer
 
     def anonymous(self, *, n: int, market: str | None = None,

@@ -13,14 +13,16 @@ import datetime as dt
 from artifacts import ranking
 from artifacts.catalog import Catalog
 from artifacts.profiles import BatchProfile
+from service import kept
 from service.errors import BadRequest, NotFound
 from service.merge import merged_profile
 from service.schemas import Recommendations
-from service.store.base import ProfileStore, StoreUnavailable
+from service.store.base import ProfileStore, RawUser, StoreUnavailable
 
 STORE_DOWN = "profile store unreachable: non-personal answer"
 UNKNOWN_CUSTOMER = "unknown customer: popular items"
 OPTED_OUT = "customer opted out of personalisation: popular items"
+KIND = "recommendations"
 
 
 class Recommender:
@@ -66,24 +68,40 @@ class Recommender:
             return self.default_market
         return None
 
-    async def _profile(self, user_id: str, catalog: Catalog,
-                       trained_until: float) -> tuple[BatchProfile | None, list[str], bool]:
-        """(batch profile merged with live state or None, items bought since training,
-        degraded)."""
+    async def read(self, user_id: str) -> RawUser | None:
+        """The customer's stored values as read, with their memo; ``None`` when the store did
+        not answer (the answer is then degraded, never an error)."""
         try:
-            record = await self.store.get_user(user_id)
+            return await self.store.read_user(user_id)
         except StoreUnavailable:
-            return None, [], True
+            return None
+
+    def _merged(self, raw: RawUser | None, catalog: Catalog, trained_until: float
+                ) -> tuple[BatchProfile | None, list[str]]:
+        """(batch profile merged with live state, or None; items bought since training) from
+        a customer's values as read (``None``: the store did not answer)."""
+        if raw is None:
+            return None, []
+        record = self.store.decode_user(raw.values)
         profile = merged_profile(record.batch, record.live, trained_until=trained_until,
                                  catalog=catalog)
         just_bought = [p.item_id for p in record.live.purchased] if record.live else []
-        return profile, just_bought, False
+        return profile, just_bought
 
     async def for_user(self, user_id: str, *, n: int, market: str | None = None) -> Recommendations:
+        """The customer's "for you" answer. It is a function of the bundle, the customer's
+        stored values and the query only, so it is kept in their memo (:mod:`service.kept`) and
+        answered again until one of those changes."""
         catalog, trained_until = self.snapshot()
         if market is not None:
             self.resolve_market(catalog, market)  # 400 before touching the store
-        profile, just_bought, degraded = await self._profile(user_id, catalog, trained_until)
+        raw = await self.read(user_id)
+        variant = (n, market)
+        if raw is not None:
+            answer = kept.recall(raw.memo, KIND, catalog, variant)
+            if answer is not None:
+                return answer
+        profile, just_bought = self._merged(raw, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
         # bought earlier: back only as "buy again" of a repurchasable item; bought since
         # training (live events): never; the customer's consent (see ranking.for_you)
@@ -91,10 +109,13 @@ class Recommender:
         if profile is not None and profile.consent_personalisation is False:
             picked.notes.insert(0, OPTED_OUT)
         elif profile is None:
-            picked.notes.insert(0, STORE_DOWN if degraded else UNKNOWN_CUSTOMER)
-        return Recommendations(items=picked.items, source=picked.source, degraded=degraded,
-                               market=market_name, bundle_version=catalog.version,
-                               user_id=user_id, notes=picked.notes)
+            picked.notes.insert(0, UNKNOWN_CUSTOMER if raw is not None else STORE_DOWN)
+        answer = Recommendations(items=picked.items, source=picked.source, degraded=raw is None,
+                                 market=market_name, bundle_version=catalog.version,
+                                 user_id=user_id, notes=picked.notes)
+        if raw is not None:
+            kept.keep(raw.memo, KIND, raw.values, catalog, variant, answer)
+        return answer
 
     async def similar(self, item_id: str, *, n: int, market: str | None = None,
                       user_id: str | None = None) -> Recommendations:
@@ -106,7 +127,9 @@ class Recommender:
             self.resolve_market(catalog, market)  # 400 before touching the store
         profile, degraded = (None, False)
         if user_id is not None:
-            profile, _, degraded = await self._profile(user_id, catalog, trained_until)
+            raw = await self.read(user_id)
+            profile, _ = self._merged(raw, catalog, trained_until)
+            degraded = raw is None
         market_name = self.resolve_market(catalog, market, profile)
         picked = ranking.similar(catalog, idx, n=n, market=market_name,
                                  exclude=ranking.purchased_indices(catalog, profile))

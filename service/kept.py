@@ -1,0 +1,65 @@
+"""Answers kept per customer, in the memo of the values they were built from.
+
+A page-view answer that is a function of the bundle, the customer's stored values, the query and
+(for the homepage, through the session window) the time up to a known moment can be answered
+again without building it while none of these changed. The profile store hands out a memo with
+values it knows to be current (:meth:`service.store.near_cache.NearCache.memo`), emptied as soon
+as Redis says one of the customer's values changed, or one leaves the near cache; an answer kept
+there is current for as long as the memo holds it, provided the bundle and the time still fit,
+which :func:`recall` checks.
+
+Each kind of answer (``"homepage"``, ``"recommendations"``) keeps one query variant per customer,
+the latest: a worker's memory is bounded by the near cache's size, not by what requests ask for.
+An id the store knows nothing of keeps nothing (its answer is the market's, for anyone).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from artifacts.catalog import Catalog
+
+
+class Kept:
+    """One answer as sent, for its bundle (held weakly: a kept answer does not keep a
+    swapped-out bundle alive), query variant, and until ``until`` (epoch seconds)."""
+
+    __slots__ = ("catalog", "variant", "until", "answer")
+
+    def __init__(self, catalog: Catalog, variant: Hashable, until: float, answer: Any):
+        self.catalog = weakref.ref(catalog)
+        self.variant, self.until, self.answer = variant, until, answer
+
+
+def recall(memo: dict | None, kind: str, catalog: Catalog, variant: Hashable,
+           now: float = -math.inf) -> Any | None:
+    """The ``kind`` answer kept in ``memo`` for this bundle and variant, if it still holds at
+    ``now``; else ``None``."""
+    if memo is None:
+        return None
+    kept = memo.get(kind)
+    if kept is None or kept.variant != variant or kept.catalog() is not catalog \
+            or now >= kept.until:
+        return None
+    return kept.answer
+
+
+def keep(memo: dict | None, kind: str, values: Sequence[bytes | None], catalog: Catalog,
+         variant: Hashable, answer: Any, until: float = math.inf) -> None:
+    """Keep ``answer`` as the customer's ``kind`` answer (replacing the one kept before), built
+    from ``values`` (as read with ``memo``); nothing when every value is absent (an unknown id:
+    its memo is emptied, so nothing is kept per made-up id)."""
+    if memo is None:
+        return
+    if all(value is None for value in values):
+        memo.clear()
+        return
+    memo[kind] = Kept(catalog, variant, until, answer)
+
+
+def forget(memo: dict, kind: str) -> None:
+    """Drop the customer's kept ``kind`` answer (the new one is not to be kept)."""
+    memo.pop(kind, None)

@@ -1,0 +1,127 @@
+"""Kept "for you" answers (service/recommender.py, service/kept.py): answered again only while
+the bundle and the customer's stored values in real Redis are the same, next to the customer's
+kept homepage."""
+
+import asyncio
+import gc
+import weakref
+
+import msgspec
+import pytest
+
+from artifacts.catalog import Catalog
+from artifacts.profiles import LiveItem, LiveState
+from service.homepage import HomepageService
+from service.recommender import Recommender
+from service.store import MemoryProfileStore, RedisProfileStore
+from training.redis_push import push_profiles
+
+NOW = 2_000_000_000.0
+
+
+@pytest.fixture
+async def stores(demo_bundle, redis_url, redis_prefix):
+    """(a recommender reading Redis through a near cache, a second worker's store writing to
+    the same Redis without one)."""
+    push_profiles(demo_bundle.profile_records(), redis_url, prefix=redis_prefix, progress=False)
+    store = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0,
+                              near_cache_keys=1000)
+    other = RedisProfileStore(redis_url, prefix=redis_prefix, timeout_s=1.0)
+    yield Recommender(Catalog(demo_bundle), store), other
+    await store.close()
+    await other.close()
+
+
+def _customer(profiles) -> str:
+    return next(u for u, p in profiles.items() if p.market and len(p.purchased) >= 3
+                and p.consent_personalisation is not False)
+
+
+async def _changes(recommender: Recommender, user: str, before, **kw):
+    """The answer once it is no longer ``before`` (Redis's invalidation message travels on its
+    own connection)."""
+    for _ in range(500):
+        answer = await recommender.for_user(user, **kw)
+        if answer is not before:
+            return answer
+        await asyncio.sleep(0.01)
+    raise AssertionError("the kept answer was sent after the customer's values changed")
+
+
+async def test_an_answer_is_sent_again_while_nothing_changed(stores, profiles):
+    recommender, other = stores
+    user = _customer(profiles)
+    first = await recommender.for_user(user, n=5)
+    assert first.source == "personal" and not first.degraded
+    assert await recommender.for_user(user, n=5) is first
+    fresh = await Recommender(recommender.catalog, other).for_user(user, n=5)
+    assert msgspec.json.encode(first) == msgspec.json.encode(fresh), "kept as it was built"
+    six = await recommender.for_user(user, n=6)
+    assert six is not first and await recommender.for_user(user, n=6) is six
+    assert await recommender.for_user(user, n=5) is not first, "only the latest variant"
+
+
+async def test_a_purchase_written_by_another_worker_changes_the_answer(stores, profiles):
+    recommender, other = stores
+    user = _customer(profiles)
+    before = await recommender.for_user(user, n=5)
+    bought = before.items[0].item_id
+    live = LiveState(purchased=[LiveItem(bought, NOW)], updated=NOW)
+    await other.update_live({other.keys.live(user): lambda _: live}, {other.keys.live(user): 60})
+    after = await _changes(recommender, user, before, n=5)
+    assert bought not in [i.item_id for i in after.items], "what was just bought is left out"
+    fresh = await Recommender(recommender.catalog, other).for_user(user, n=5)
+    assert msgspec.json.encode(after) == msgspec.json.encode(fresh)
+
+
+async def test_erasure_by_another_worker_drops_the_answer(stores, profiles):
+    recommender, other = stores
+    user = _customer(profiles)
+    before = await recommender.for_user(user, n=5)
+    await other.erase_user(user, NOW)
+    after = await _changes(recommender, user, before, n=5)
+    assert after.source != "personal" and after.notes[0].startswith("unknown customer")
+    store = recommender.store
+    assert store.near.memo(store.keys.user_keys(user), [None, None, None]) == {}, \
+        "nothing of the erased customer's answer is left in the worker"
+
+
+async def test_the_homepage_and_recommendations_are_kept_side_by_side(stores, profiles):
+    recommender, _ = stores
+    pages = HomepageService(recommender, clock=lambda: NOW)
+    user = _customer(profiles)
+    answer = await recommender.for_user(user, n=5)
+    page = await pages.for_user(user, n=5)
+    assert await recommender.for_user(user, n=5) is answer
+    assert await pages.for_user(user, n=5) is page
+
+
+async def test_a_hot_swap_builds_the_answer_again_and_frees_the_old_bundle(stores, profiles,
+                                                                           demo_bundle):
+    recommender, _ = stores
+    user = _customer(profiles)
+    before = await recommender.for_user(user, n=5)
+    old = weakref.ref(recommender.catalog)
+    recommender.catalog = Catalog(demo_bundle)
+    after = await recommender.for_user(user, n=5)
+    assert after is not before and await recommender.for_user(user, n=5) is after
+    del before
+    gc.collect()
+    assert old() is None, "the kept answer holds the swapped-out bundle"
+
+
+async def test_unknown_ids_keep_nothing(stores):
+    recommender, _ = stores
+    answer = await recommender.for_user("nobody-1", n=5)
+    assert answer.notes[0].startswith("unknown customer")
+    store = recommender.store
+    assert store.near.memo(store.keys.user_keys("nobody-1"), [None, None, None]) == {}
+
+
+async def test_without_a_near_cache_nothing_is_kept(demo_bundle, profiles):
+    recommender = Recommender(Catalog(demo_bundle),
+                              MemoryProfileStore(demo_bundle.profile_records()))
+    user = _customer(profiles)
+    first = await recommender.for_user(user, n=5)
+    assert first.source == "personal"
+    assert await recommender.for_user(user, n=5) is not first
