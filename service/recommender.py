@@ -48,6 +48,7 @@ class Recommender:
         trained_until = dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC).timestamp() \
             if end else 0.0
         self._state = (catalog, trained_until)
+        self._market_lists: tuple[Catalog, dict] = (catalog, {})
 
     def snapshot(self) -> tuple[Catalog, float]:
         """(catalogue, end of its training data as epoch seconds), read once per request."""
@@ -103,19 +104,35 @@ class Recommender:
                 return answer
         profile, just_bought = self._merged(raw, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
-        # bought earlier: back only as "buy again" of a repurchasable item; bought since
-        # training (live events): never; the customer's consent (see ranking.for_you)
-        picked = ranking.for_you(catalog, profile, n=n, market=market_name, exclude=just_bought)
-        if profile is not None and profile.consent_personalisation is False:
-            picked.notes.insert(0, OPTED_OUT)
-        elif profile is None:
-            picked.notes.insert(0, UNKNOWN_CUSTOMER if raw is not None else STORE_DOWN)
+        if profile is None:  # unknown, or the store did not answer: the market's list
+            picked = self._market_list(catalog, market_name, n)
+            notes = [UNKNOWN_CUSTOMER if raw is not None else STORE_DOWN, *picked.notes]
+        else:
+            # bought earlier: back only as "buy again" of a repurchasable item; bought since
+            # training (live events): never; the customer's consent (see ranking.for_you)
+            picked = ranking.for_you(catalog, profile, n=n, market=market_name,
+                                     exclude=just_bought)
+            notes = picked.notes
+            if profile.consent_personalisation is False:
+                notes.insert(0, OPTED_OUT)
         answer = Recommendations(items=picked.items, source=picked.source, degraded=raw is None,
                                  market=market_name, bundle_version=catalog.version,
-                                 user_id=user_id, notes=picked.notes)
+                                 user_id=user_id, notes=notes)
         if raw is not None:
             kept.keep(raw.memo, KIND, raw.values, catalog, variant, answer)
         return answer
+
+    def _market_list(self, catalog: Catalog, market: str | None, n: int) -> ranking.Selection:
+        """The "for you" list of a customer the store knows nothing of (or did not answer for):
+        the market's, the same for everyone, so built once per bundle, market and ``n`` and
+        shared by the answers (which never change it)."""
+        owner, lists = self._market_lists
+        picked = lists.get((market, n)) if owner is catalog else None
+        if picked is None:
+            picked = ranking.for_you(catalog, None, n=n, market=market)
+            if owner is catalog:  # else the bundle was swapped during this request
+                lists[(market, n)] = picked
+        return picked
 
     async def similar(self, item_id: str, *, n: int, market: str | None = None,
                       user_id: str | None = None) -> Recommendations:

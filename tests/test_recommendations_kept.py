@@ -9,6 +9,7 @@ import weakref
 import msgspec
 import pytest
 
+from artifacts import ranking
 from artifacts.catalog import Catalog
 from artifacts.profiles import LiveItem, LiveState
 from service.homepage import HomepageService
@@ -110,12 +111,20 @@ async def test_a_hot_swap_builds_the_answer_again_and_frees_the_old_bundle(store
     assert old() is None, "the kept answer holds the swapped-out bundle"
 
 
-async def test_unknown_ids_keep_nothing(stores):
+async def test_unknown_ids_keep_nothing_and_share_the_markets_list(stores, demo_bundle):
     recommender, _ = stores
-    answer = await recommender.for_user("nobody-1", n=5)
-    assert answer.notes[0].startswith("unknown customer")
+    one = await recommender.for_user("nobody-1", n=5)
+    two = await recommender.for_user("nobody-2", n=5)
+    assert one.notes[0].startswith("unknown customer") and two.user_id == "nobody-2"
+    assert one.items is two.items, "built once for the market"
+    assert one.notes == two.notes and one.notes is not two.notes
+    fresh = ranking.for_you(recommender.catalog, None, n=5, market=one.market)
+    assert msgspec.json.encode(one.items) == msgspec.json.encode(fresh.items)
     store = recommender.store
-    assert store.near.memo(store.keys.user_keys("nobody-1"), [None, None, None]) == {}
+    assert store.near.memo(store.keys.user_keys("nobody-1"), [None, None, None]) == {}, \
+        "nothing kept per unknown id"
+    recommender.catalog = Catalog(demo_bundle)  # a hot swap
+    assert (await recommender.for_user("nobody-1", n=5)).items is not one.items
 
 
 async def test_without_a_near_cache_nothing_is_kept(demo_bundle, profiles):
