@@ -152,9 +152,9 @@ class _CountingStore(MemoryProfileStore):
         super().__init__(records)
         self.user_reads = 0
 
-    async def get_user(self, user_id):
+    async def read_user(self, user_id):  # get_user reads through it too
         self.user_reads += 1
-        return await super().get_user(user_id)
+        return await super().read_user(user_id)
 
 
 async def test_a_refused_request_reads_the_store_once_and_leaves_no_route_behind(

@@ -122,8 +122,10 @@ def test_extra_fields_become_fields_and_terminal_colours_do_not():
 class _BrokenStore(MemoryProfileStore):
     """A store with a bug: every customer read raises something that is not a Redis error."""
 
-    async def get_user(self, user_id):
+    async def read_user(self, user_id):
         raise RuntimeError("a bug in the store")
+
+    get_user = read_user
 
 
 async def test_unexpected_error_is_a_500_logged_by_route_not_path(demo_bundle, json_lines):
