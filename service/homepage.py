@@ -128,7 +128,7 @@ class HomepageService:
             self.recommender.resolve_market(catalog, market)  # 400 before touching the store
         raw = await self.recommender.read(user_id)
         memo = raw.memo if raw is not None else None
-        variant = (n, market, wanted)
+        variant = (n, market, wanted, self.recommender.default_market)
         answer = kept.recall(memo, KIND, catalog, variant, self.clock())
         if answer is not None:
             return answer
@@ -164,7 +164,7 @@ class HomepageService:
         wanted = parse_sections(sections)
         catalog, _ = self.recommender.snapshot()
         self.view(catalog)  # first: a swapped bundle empties the kept pages
-        variant = (n, market, wanted)
+        variant = (n, market, wanted, self.recommender.default_market)
         kept = self._anonymous.get(variant)
         if kept is not None:
             return kept

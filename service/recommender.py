@@ -97,7 +97,7 @@ class Recommender:
         if market is not None:
             self.resolve_market(catalog, market)  # 400 before touching the store
         raw = await self.read(user_id)
-        variant = (n, market)
+        variant = (n, market, self.default_market)  # all the query and settings it depends on
         if raw is not None:
             answer = kept.recall(raw.memo, KIND, catalog, variant)
             if answer is not None:

@@ -56,7 +56,7 @@ def _requests(demo_bundle, profiles) -> tuple[list[str], list[str]]:
               f"/v1/homepage?market={market}&n=4", f"/v1/sessions/s-1/size?item_id={items[2]}",
               # the server decodes the path before any routing: this is plain ``stranger-x``
               "/v1/users/stranger%2Dx/recommendations"]
-    user, item = users[0], items[0]
+    user = users[0]
     rest = [
         # invalid: Litestar's 400s
         f"/v1/users/{user}/recommendations?n=0", f"/v1/users/{user}/recommendations?n=101",
@@ -73,7 +73,7 @@ def _requests(demo_bundle, profiles) -> tuple[list[str], list[str]]:
         # raised by the handler (unknown market, item, section): Litestar's error map
         f"/v1/users/{user}/recommendations?market=ZZ", "/v1/items/no-such-item/similar",
         f"/v1/users/{user}/size?item_id=no-such-item", f"/v1/users/{user}/homepage?sections=nope",
-        f"/v1/homepage?market=ZZ",
+        "/v1/homepage?market=ZZ",
         # other routes
         "/health", "/v1/nowhere", f"/v1/users/{user}/nothing",
     ]

@@ -62,6 +62,17 @@ async def test_an_answer_is_sent_again_while_nothing_changed(stores, profiles):
     assert await recommender.for_user(user, n=5) is not first, "only the latest variant"
 
 
+async def test_each_market_asked_for_gets_its_own_answer(stores, profiles):
+    recommender, other = stores
+    user = _customer(profiles)
+    fresh = Recommender(recommender.catalog, other)
+    markets = [None, *recommender.catalog.markets[:2]]
+    for market in [*markets, *markets]:  # each asked for twice, after another market's answer
+        answer = await recommender.for_user(user, n=5, market=market)
+        assert msgspec.json.encode(answer) == msgspec.json.encode(
+            await fresh.for_user(user, n=5, market=market)), market
+
+
 async def test_a_purchase_written_by_another_worker_changes_the_answer(stores, profiles):
     recommender, other = stores
     user = _customer(profiles)
@@ -102,13 +113,13 @@ async def test_a_hot_swap_builds_the_answer_again_and_frees_the_old_bundle(store
     recommender, _ = stores
     user = _customer(profiles)
     before = await recommender.for_user(user, n=5)
+    await recommender.for_user("nobody-1", n=5)  # the market's list, built for the old bundle
     old = weakref.ref(recommender.catalog)
     recommender.catalog = Catalog(demo_bundle)
+    gc.collect()
+    assert old() is None, "the answer kept (not asked for since) holds the swapped-out bundle"
     after = await recommender.for_user(user, n=5)
     assert after is not before and await recommender.for_user(user, n=5) is after
-    del before
-    gc.collect()
-    assert old() is None, "the kept answer holds the swapped-out bundle"
 
 
 async def test_unknown_ids_keep_nothing_and_share_the_markets_list(stores, demo_bundle):
@@ -118,8 +129,12 @@ async def test_unknown_ids_keep_nothing_and_share_the_markets_list(stores, demo_
     assert one.notes[0].startswith("unknown customer") and two.user_id == "nobody-2"
     assert one.items is two.items, "built once for the market"
     assert one.notes == two.notes and one.notes is not two.notes
-    fresh = ranking.for_you(recommender.catalog, None, n=5, market=one.market)
-    assert msgspec.json.encode(one.items) == msgspec.json.encode(fresh.items)
+    for market in [None, *recommender.catalog.markets[:2]]:
+        for n in (3, 5):  # each list is the one of its market and n
+            answer = await recommender.for_user(f"nobody-{n}", n=n, market=market)
+            fresh = ranking.for_you(recommender.catalog, None, n=n, market=answer.market)
+            assert (answer.market, msgspec.json.encode(answer.items)) == (
+                market or recommender.default_market, msgspec.json.encode(fresh.items))
     store = recommender.store
     assert store.near.memo(store.keys.user_keys("nobody-1"), [None, None, None]) == {}, \
         "nothing kept per unknown id"
