@@ -2,7 +2,6 @@
 customer's stored values in real Redis and the session window say it is still the same page;
 and the market homepage of anonymous visitors, kept per bundle."""
 
-import asyncio
 import gc
 import weakref
 
@@ -15,6 +14,7 @@ from artifacts.profiles import LiveItem, LiveState
 from service.homepage import Homepage, HomepageSection, HomepageService
 from service.recommender import Recommender
 from service.store import MemoryProfileStore, RedisProfileStore
+from tests.kept import once_changed, personal_customer
 from training.redis_push import push_profiles
 
 
@@ -40,25 +40,9 @@ async def pages(demo_bundle, redis_url, redis_prefix):
     await other.close()
 
 
-def _customer(profiles) -> str:
-    return next(u for u, p in profiles.items() if p.market and len(p.purchased) >= 3
-                and p.consent_personalisation is not False)
-
-
-async def _changes(service: HomepageService, user: str, before, **kw):
-    """The page once it is no longer ``before`` (Redis's invalidation message travels on its
-    own connection)."""
-    for _ in range(500):
-        page = await service.for_user(user, **kw)
-        if page is not before:
-            return page
-        await asyncio.sleep(0.01)
-    raise AssertionError("the kept page was answered after its values changed")
-
-
 async def test_a_page_is_answered_again_while_nothing_changed(pages, profiles):
     service, _, _ = pages
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     first = await service.for_user(user, n=5)
     assert await service.for_user(user, n=5) is first
     sections = msgspec.json.decode(first.sections, type=list[HomepageSection])  # encoded once
@@ -71,13 +55,13 @@ async def test_a_page_is_answered_again_while_nothing_changed(pages, profiles):
 
 async def test_a_write_by_another_worker_changes_the_page(pages, profiles):
     service, clock, other = pages
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     before = await service.for_user(user, n=5)
     assert await service.for_user(user, n=5) is before
     item = service.recommender.catalog.ids[0]
     view = LiveState(viewed=[LiveItem(item, clock.now - 5)], updated=clock.now)
     await other.update_live({other.keys.live(user): lambda _: view}, {other.keys.live(user): 60})
-    after = await _changes(service, user, before, n=5)
+    after = await once_changed(lambda: service.for_user(user, n=5), before)
     viewed = [s for s in msgspec.json.decode(after.sections, type=list[HomepageSection])
               if s.key == "recently_viewed"]
     assert [i.item_id for s in viewed for i in s.items] == [item]
@@ -87,11 +71,11 @@ async def test_a_write_by_another_worker_changes_the_page(pages, profiles):
 
 async def test_erasure_by_another_worker_drops_the_page(pages, profiles):
     service, clock, other = pages
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     before = await service.for_user(user, n=5)
     assert before.audience == "personal"
     await other.erase_user(user, clock.now)
-    after = await _changes(service, user, before, n=5)
+    after = await once_changed(lambda: service.for_user(user, n=5), before)
     assert after.audience == "unknown_customer" and after.segments == []
     store = service.recommender.store
     assert store.near.memo(store.keys.user_keys(user), [None, None, None]) == {}, \
@@ -112,7 +96,7 @@ async def test_erasure_of_a_customer_known_only_from_events_drops_their_page(pag
     memo = store.near.memo(store.keys.user_keys(user), (await store.read_user(user)).values)
     assert memo
     await other.erase_user(user, clock.now)
-    after = await _changes(service, user, before, n=5)
+    after = await once_changed(lambda: service.for_user(user, n=5), before)
     assert after.audience == "unknown_customer"
     assert memo == {}, "the erased customer's page is gone from the worker"
     assert not store.near.memo(store.keys.user_keys(user), [None, None, None])
@@ -121,7 +105,7 @@ async def test_erasure_of_a_customer_known_only_from_events_drops_their_page(pag
 async def test_a_swapped_out_bundle_is_not_kept_alive_by_kept_pages(pages, profiles,
                                                                      demo_bundle):
     service, _, _ = pages
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     await service.for_user(user, n=5)
     old = weakref.ref(service.recommender.catalog)
     service.recommender.catalog = Catalog(demo_bundle)  # a hot swap
@@ -132,7 +116,7 @@ async def test_a_swapped_out_bundle_is_not_kept_alive_by_kept_pages(pages, profi
 
 async def test_a_new_bundle_builds_the_page_again(pages, profiles, demo_bundle):
     service, _, _ = pages
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     before = await service.for_user(user, n=5)
     anonymous = service.anonymous(n=5)
     assert service.anonymous(n=5) is anonymous
@@ -143,7 +127,7 @@ async def test_a_new_bundle_builds_the_page_again(pages, profiles, demo_bundle):
 
 async def test_the_end_of_the_session_window_ends_a_kept_page(pages, profiles):
     service, clock, other = pages
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     window = HomepageRules().session_minutes * 60
     item = service.recommender.catalog.ids[0]
     view = LiveState(viewed=[LiveItem(item, clock.now - window + 10)], updated=clock.now)
@@ -170,7 +154,7 @@ async def test_unknown_customers_share_the_market_pages_sections(pages):
 async def test_without_a_near_cache_nothing_is_kept(demo_bundle, profiles):
     service = HomepageService(Recommender(Catalog(demo_bundle),
                                           MemoryProfileStore(demo_bundle.profile_records())))
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     first = await service.for_user(user, n=5)
     assert first.audience == "personal"
     assert await service.for_user(user, n=5) is not first

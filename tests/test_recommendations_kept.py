@@ -2,7 +2,6 @@
 the bundle and the customer's stored values in real Redis are the same, next to the customer's
 kept homepage."""
 
-import asyncio
 import gc
 import weakref
 
@@ -15,6 +14,7 @@ from artifacts.profiles import LiveItem, LiveState
 from service.homepage import HomepageService
 from service.recommender import Recommender
 from service.store import MemoryProfileStore, RedisProfileStore
+from tests.kept import once_changed, personal_customer
 from training.redis_push import push_profiles
 
 NOW = 2_000_000_000.0
@@ -33,25 +33,9 @@ async def stores(demo_bundle, redis_url, redis_prefix):
     await other.close()
 
 
-def _customer(profiles) -> str:
-    return next(u for u, p in profiles.items() if p.market and len(p.purchased) >= 3
-                and p.consent_personalisation is not False)
-
-
-async def _changes(recommender: Recommender, user: str, before, **kw):
-    """The answer once it is no longer ``before`` (Redis's invalidation message travels on its
-    own connection)."""
-    for _ in range(500):
-        answer = await recommender.for_user(user, **kw)
-        if answer is not before:
-            return answer
-        await asyncio.sleep(0.01)
-    raise AssertionError("the kept answer was sent after the customer's values changed")
-
-
 async def test_an_answer_is_sent_again_while_nothing_changed(stores, profiles):
     recommender, other = stores
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     first = await recommender.for_user(user, n=5)
     assert first.source == "personal" and not first.degraded
     assert await recommender.for_user(user, n=5) is first
@@ -64,7 +48,7 @@ async def test_an_answer_is_sent_again_while_nothing_changed(stores, profiles):
 
 async def test_each_market_asked_for_gets_its_own_answer(stores, profiles):
     recommender, other = stores
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     fresh = Recommender(recommender.catalog, other)
     markets = [None, *recommender.catalog.markets[:2]]
     for market in [*markets, *markets]:  # each asked for twice, after another market's answer
@@ -75,12 +59,12 @@ async def test_each_market_asked_for_gets_its_own_answer(stores, profiles):
 
 async def test_a_purchase_written_by_another_worker_changes_the_answer(stores, profiles):
     recommender, other = stores
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     before = await recommender.for_user(user, n=5)
     bought = before.items[0].item_id
     live = LiveState(purchased=[LiveItem(bought, NOW)], updated=NOW)
     await other.update_live({other.keys.live(user): lambda _: live}, {other.keys.live(user): 60})
-    after = await _changes(recommender, user, before, n=5)
+    after = await once_changed(lambda: recommender.for_user(user, n=5), before)
     assert bought not in [i.item_id for i in after.items], "what was just bought is left out"
     fresh = await Recommender(recommender.catalog, other).for_user(user, n=5)
     assert msgspec.json.encode(after) == msgspec.json.encode(fresh)
@@ -88,10 +72,10 @@ async def test_a_purchase_written_by_another_worker_changes_the_answer(stores, p
 
 async def test_erasure_by_another_worker_drops_the_answer(stores, profiles):
     recommender, other = stores
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     before = await recommender.for_user(user, n=5)
     await other.erase_user(user, NOW)
-    after = await _changes(recommender, user, before, n=5)
+    after = await once_changed(lambda: recommender.for_user(user, n=5), before)
     assert after.source != "personal" and after.notes[0].startswith("unknown customer")
     store = recommender.store
     assert store.near.memo(store.keys.user_keys(user), [None, None, None]) == {}, \
@@ -101,7 +85,7 @@ async def test_erasure_by_another_worker_drops_the_answer(stores, profiles):
 async def test_the_homepage_and_recommendations_are_kept_side_by_side(stores, profiles):
     recommender, _ = stores
     pages = HomepageService(recommender, clock=lambda: NOW)
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     answer = await recommender.for_user(user, n=5)
     page = await pages.for_user(user, n=5)
     assert await recommender.for_user(user, n=5) is answer
@@ -111,7 +95,7 @@ async def test_the_homepage_and_recommendations_are_kept_side_by_side(stores, pr
 async def test_a_hot_swap_builds_the_answer_again_and_frees_the_old_bundle(stores, profiles,
                                                                            demo_bundle):
     recommender, _ = stores
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     before = await recommender.for_user(user, n=5)
     await recommender.for_user("nobody-1", n=5)  # the market's list, built for the old bundle
     old = weakref.ref(recommender.catalog)
@@ -145,7 +129,7 @@ async def test_unknown_ids_keep_nothing_and_share_the_markets_list(stores, demo_
 async def test_without_a_near_cache_nothing_is_kept(demo_bundle, profiles):
     recommender = Recommender(Catalog(demo_bundle),
                               MemoryProfileStore(demo_bundle.profile_records()))
-    user = _customer(profiles)
+    user = personal_customer(profiles)
     first = await recommender.for_user(user, n=5)
     assert first.source == "personal"
     assert await recommender.for_user(user, n=5) is not first
