@@ -127,9 +127,8 @@ class HomepageService:
         if market is not None:
             self.recommender.resolve_market(catalog, market)  # 400 before touching the store
         raw = await self.recommender.read(user_id)
-        memo = raw.memo if raw is not None else None
         variant = (n, market, wanted, self.recommender.default_market)
-        answer = kept.recall(memo, KIND, catalog, variant, self.clock())
+        answer = kept.recall(raw, KIND, catalog, variant, self.clock())
         if answer is not None:
             return answer
         record = self.recommender.store.decode_user(raw.values) if raw is not None else None
@@ -152,11 +151,10 @@ class HomepageService:
             audience = homepage.PERSONAL
         answer, stable_until = self._page(catalog, audience, profile, live, market, n, wanted,
                                           segments, user_id=user_id)
-        if memo is not None:
-            if len(answer.sections) <= KEPT_MAX_BYTES:
-                kept.keep(memo, KIND, raw.values, catalog, variant, answer, until=stable_until)
-            else:
-                kept.forget(memo, KIND)
+        if len(answer.sections) <= KEPT_MAX_BYTES:
+            kept.keep(raw, KIND, catalog, variant, answer, until=stable_until)
+        else:
+            kept.forget(raw, KIND)
         return answer
 
     def anonymous(self, *, n: int, market: str | None = None,

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from typing import Any
 
 from artifacts.catalog import Catalog
+from service.store.base import RawUser
 
 
 class Kept:
@@ -34,10 +35,11 @@ class Kept:
         self.variant, self.until, self.answer = variant, until, answer
 
 
-def recall(memo: dict | None, kind: str, catalog: Catalog, variant: Hashable,
+def recall(raw: RawUser | None, kind: str, catalog: Catalog, variant: Hashable,
            now: float = -math.inf) -> Any | None:
-    """The ``kind`` answer kept in ``memo`` for this bundle and variant, if it still holds at
-    ``now``; else ``None``."""
+    """The ``kind`` answer kept with the customer's values ``raw`` (as read; ``None``: the store
+    did not answer) for this bundle and variant, if it still holds at ``now``; else ``None``."""
+    memo = raw.memo if raw is not None else None
     if memo is None:
         return None
     kept = memo.get(kind)
@@ -47,19 +49,20 @@ def recall(memo: dict | None, kind: str, catalog: Catalog, variant: Hashable,
     return kept.answer
 
 
-def keep(memo: dict | None, kind: str, values: Sequence[bytes | None], catalog: Catalog,
-         variant: Hashable, answer: Any, until: float = math.inf) -> None:
-    """Keep ``answer`` as the customer's ``kind`` answer (replacing the one kept before), built
-    from ``values`` (as read with ``memo``); nothing when every value is absent (an unknown id:
-    its memo is emptied, so nothing is kept per made-up id)."""
-    if memo is None:
+def keep(raw: RawUser | None, kind: str, catalog: Catalog, variant: Hashable, answer: Any,
+         until: float = math.inf) -> None:
+    """Keep ``answer``, built from the customer's values ``raw``, as their ``kind`` answer
+    (replacing the one kept before); nothing when every value is absent (an unknown id: its
+    memo is emptied, so nothing is kept per made-up id) or the store keeps no memo."""
+    if raw is None or raw.memo is None:
         return
-    if all(value is None for value in values):
-        memo.clear()
+    if all(value is None for value in raw.values):
+        raw.memo.clear()
         return
-    memo[kind] = Kept(catalog, variant, until, answer)
+    raw.memo[kind] = Kept(catalog, variant, until, answer)
 
 
-def forget(memo: dict, kind: str) -> None:
+def forget(raw: RawUser | None, kind: str) -> None:
     """Drop the customer's kept ``kind`` answer (the new one is not to be kept)."""
-    memo.pop(kind, None)
+    if raw is not None and raw.memo is not None:
+        raw.memo.pop(kind, None)

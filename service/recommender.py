@@ -98,10 +98,9 @@ class Recommender:
             self.resolve_market(catalog, market)  # 400 before touching the store
         raw = await self.read(user_id)
         variant = (n, market, self.default_market)  # all the query and settings it depends on
-        if raw is not None:
-            answer = kept.recall(raw.memo, KIND, catalog, variant)
-            if answer is not None:
-                return answer
+        answer = kept.recall(raw, KIND, catalog, variant)
+        if answer is not None:
+            return answer
         profile, just_bought = self._merged(raw, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
         if profile is None:  # unknown, or the store did not answer: the market's list
@@ -118,8 +117,7 @@ class Recommender:
         answer = Recommendations(items=picked.items, source=picked.source, degraded=raw is None,
                                  market=market_name, bundle_version=catalog.version,
                                  user_id=user_id, notes=notes)
-        if raw is not None:
-            kept.keep(raw.memo, KIND, raw.values, catalog, variant, answer)
+        kept.keep(raw, KIND, catalog, variant, answer)
         return answer
 
     def _market_list(self, catalog: Catalog, market: str | None, n: int) -> ranking.Selection:

@@ -122,7 +122,8 @@ class NearCache:
                     overtaken.discard(key)
                 continue
             if keep:
-                entry = held.pop(key, None)  # re-inserted last: the eviction order is the read order
+                # re-inserted last: the eviction order is the read order
+                entry = held.pop(key, None)
                 if entry is not None and entry[1] == values[i]:
                     entry[0] = expires  # unchanged: the same value and memo, renewed
                 else:
