@@ -199,8 +199,9 @@ def test_a_signal_at_any_stage_removes_the_run_s_bundle_and_says_so_in_one_line(
         else:
             pytest.fail(f"the run ended before {stage} began: {proc.wait()}")
         proc.send_signal(signum)
-        assert proc.wait(timeout=120) == 128 + signum
+        status = proc.wait(timeout=120)
         err = _lines_of(proc.stderr)
+        assert status == 128 + signum, err  # what the run said, when it ended otherwise
     finally:
         if proc.poll() is None:
             proc.kill()
