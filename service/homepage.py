@@ -52,13 +52,16 @@ NOTES = {
 }
 
 
-class Homepage(msgspec.Struct, kw_only=True):
+class Homepage(msgspec.Struct, kw_only=True, gc=False):
     """A homepage: sections in display order, each with its items.
 
     ``audience`` says who the page was built for (``personal``, ``anonymous``,
     ``unknown_customer``, ``opted_out``, ``profile_unavailable``); ``layout`` which rule ordered
     the sections and ``layout_reason`` why. ``degraded`` is true when the profile store did
     not answer or the bundle lacks a list the layout asks for (``notes`` say which).
+
+    ``gc=False`` and tuples, as :class:`service.schemas.Recommendations`: kept per customer,
+    never walked by the garbage collector.
     """
 
     sections: list[HomepageSection]
@@ -70,12 +73,12 @@ class Homepage(msgspec.Struct, kw_only=True):
     personalised: bool
     layout: str
     layout_reason: str
-    segments: list[str]
+    segments: tuple[str, ...]
     market: str | None
     degraded: bool
     bundle_version: str
     user_id: str | None = None
-    notes: list[str] = []
+    notes: tuple[str, ...] = ()
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -199,7 +202,7 @@ class HomepageService:
             audience=audience, personalised=personal,
             source=homepage.PERSONAL if personal else popular_source(market_name),
             layout=page.layout, layout_reason=page.layout_reason,
-            segments=page.segments if personal else [], market=market_name,
+            segments=tuple(page.segments) if personal else (), market=market_name,
             degraded=audience == homepage.UNAVAILABLE or page.incomplete,
-            bundle_version=catalog.version, user_id=user_id, notes=notes + page.notes
+            bundle_version=catalog.version, user_id=user_id, notes=(*notes, *page.notes)
         ), page.stable_until

@@ -16,7 +16,7 @@ from artifacts.profiles import BatchProfile
 from service import kept
 from service.errors import BadRequest, NotFound
 from service.merge import merged_profile
-from service.schemas import Recommendations
+from service.schemas import RecommendedItem, Recommendations
 from service.store.base import ProfileStore, RawUser, StoreUnavailable
 
 STORE_DOWN = "profile store unreachable: non-personal answer"
@@ -104,33 +104,35 @@ class Recommender:
         profile, just_bought = self._merged(raw, catalog, trained_until)
         market_name = self.resolve_market(catalog, market, profile)
         if profile is None:  # unknown, or the store did not answer: the market's list
-            picked = self._market_list(catalog, market_name, n)
-            notes = [UNKNOWN_CUSTOMER if raw is not None else STORE_DOWN, *picked.notes]
+            items, source, notes = self._market_list(catalog, market_name, n)
+            notes = (UNKNOWN_CUSTOMER if raw is not None else STORE_DOWN, *notes)
         else:
             # bought earlier: back only as "buy again" of a repurchasable item; bought since
             # training (live events): never; the customer's consent (see ranking.for_you)
             picked = ranking.for_you(catalog, profile, n=n, market=market_name,
                                      exclude=just_bought)
-            notes = picked.notes
+            items, source, notes = tuple(picked.items), picked.source, tuple(picked.notes)
             if profile.consent_personalisation is False:
-                notes.insert(0, OPTED_OUT)
-        answer = Recommendations(items=picked.items, source=picked.source, degraded=raw is None,
+                notes = (OPTED_OUT, *notes)
+        answer = Recommendations(items=items, source=source, degraded=raw is None,
                                  market=market_name, bundle_version=catalog.version,
                                  user_id=user_id, notes=notes)
         kept.keep(raw, KIND, catalog, variant, answer)
         return answer
 
-    def _market_list(self, catalog: Catalog, market: str | None, n: int) -> ranking.Selection:
-        """The "for you" list of a customer the store knows nothing of (or did not answer for):
-        the market's, the same for everyone, so built once per bundle, market and ``n`` and
-        shared by the answers (which never change it)."""
+    def _market_list(self, catalog: Catalog, market: str | None, n: int
+                     ) -> tuple[tuple[RecommendedItem, ...], str, tuple[str, ...]]:
+        """The "for you" items, source and notes of a customer the store knows nothing of (or
+        did not answer for): the market's, the same for everyone, so built once per bundle,
+        market and ``n`` and shared by the answers."""
         owner, lists = self._market_lists
-        picked = lists.get((market, n)) if owner is catalog else None
-        if picked is None:
+        found = lists.get((market, n)) if owner is catalog else None
+        if found is None:
             picked = ranking.for_you(catalog, None, n=n, market=market)
+            found = tuple(picked.items), picked.source, tuple(picked.notes)
             if owner is catalog:  # else the bundle was swapped during this request
-                lists[(market, n)] = picked
-        return picked
+                lists[(market, n)] = found
+        return found
 
     async def similar(self, item_id: str, *, n: int, market: str | None = None,
                       user_id: str | None = None) -> Recommendations:
@@ -150,6 +152,7 @@ class Recommender:
                                  exclude=ranking.purchased_indices(catalog, profile))
         if degraded:
             picked.notes.insert(0, "profile store unreachable: not personalised")
-        return Recommendations(items=picked.items, source=picked.source, degraded=degraded,
-                               market=market_name, bundle_version=catalog.version,
-                               item_id=item_id, user_id=user_id, notes=picked.notes)
+        return Recommendations(items=tuple(picked.items), source=picked.source,
+                               degraded=degraded, market=market_name,
+                               bundle_version=catalog.version, item_id=item_id, user_id=user_id,
+                               notes=tuple(picked.notes))

@@ -12,21 +12,25 @@ from artifacts.ranking import RecommendedItem
 __all__ = ["ErrorBody", "Health", "Readiness", "RecommendedItem", "Recommendations"]
 
 
-class Recommendations(msgspec.Struct, kw_only=True):
+class Recommendations(msgspec.Struct, kw_only=True, gc=False):
     """An answer of a recommendation endpoint.
 
     ``source`` names the main source of the list; ``degraded`` is true when a step could not
     run (e.g. the profile store is unreachable) and the list fell back to a lesser source.
+
+    ``gc=False`` and tuples: an answer holds only strings, numbers and ``gc=False`` items, so
+    neither it nor its fields are tracked by the garbage collector (answers are kept per
+    customer, :mod:`service.kept`).
     """
 
-    items: list[RecommendedItem]
+    items: tuple[RecommendedItem, ...]
     source: str
     degraded: bool = False
     market: str | None = None
     bundle_version: str
     user_id: str | None = None
     item_id: str | None = None
-    notes: list[str] = []
+    notes: tuple[str, ...] = ()
 
 
 class Health(msgspec.Struct):

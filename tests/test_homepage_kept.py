@@ -76,7 +76,7 @@ async def test_erasure_by_another_worker_drops_the_page(pages, profiles):
     assert before.audience == "personal"
     await other.erase_user(user, clock.now)
     after = await once_changed(lambda: service.for_user(user, n=5), before)
-    assert after.audience == "unknown_customer" and after.segments == []
+    assert after.audience == "unknown_customer" and after.segments == ()
     store = service.recommender.store
     assert store.near.memo(store.keys.user_keys(user), [None, None, None]) == {}, \
         "nothing of the erased customer's page is left in the worker"

@@ -68,7 +68,7 @@ async def _expected(bundle_root, version: str, records, paths: list[str]) -> dic
             answer = await recommender.similar(parts[-2], n=8)
         else:
             answer = await recommender.for_user(parts[-2], n=8)
-        answers[path] = msgspec.to_builtins(answer)
+        answers[path] = msgspec.json.decode(msgspec.json.encode(answer))  # as sent
     return answers
 
 

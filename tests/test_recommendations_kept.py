@@ -2,6 +2,7 @@
 the bundle and the customer's stored values in real Redis are the same, next to the customer's
 kept homepage."""
 
+import asyncio
 import gc
 import weakref
 
@@ -91,6 +92,33 @@ async def test_the_homepage_and_recommendations_are_kept_side_by_side(stores, pr
     assert await recommender.for_user(user, n=5) is answer
     assert await pages.for_user(user, n=5) is page
 
+
+
+async def test_nothing_the_near_cache_keeps_is_walked_by_the_garbage_collector(stores, profiles):
+    """A full collection walks every tracked object: what a worker keeps for each customer
+    (values, memo, kept answers, down to their items) must be none of them."""
+    recommender, _ = stores
+    pages = HomepageService(recommender, clock=lambda: NOW)
+    users = sorted(u for u, p in profiles.items() if p.market and len(p.purchased) >= 3)[:20]
+    await recommender.for_user(users[0], n=5)  # the first read links the near cache
+    for _ in range(500):
+        if recommender.store.near.enabled:
+            break
+        await asyncio.sleep(0.01)
+    for user in [*users, "nobody-1"] * 2:  # twice: the first read of each is what is held
+        await recommender.for_user(user, n=5)
+        await pages.for_user(user, n=5, sections="for_you,trending")
+    gc.collect()  # untracks the tuples whose contents are untracked, as any collection does
+    held = recommender.store.near._values
+    kept = [k for entry in held.values() if entry.memo for k in entry.memo.values()]
+    assert {type(k.answer).__name__ for k in kept} == {"Recommendations", "Homepage"}
+    tracked = [o for o in [held, *held.values(), *(e.memo for e in held.values() if e.memo)]
+               if gc.is_tracked(o)]
+    for k in kept:
+        fields = [getattr(k.answer, f) for f in k.answer.__struct_fields__]
+        tracked += [o for o in [k, k.variant, k.answer, *fields, *getattr(k.answer, "items", ())]
+                    if gc.is_tracked(o)]
+    assert not tracked, f"{len(tracked)} tracked, e.g. {[type(o).__name__ for o in tracked[:5]]}"
 
 async def test_a_hot_swap_builds_the_answer_again_and_frees_the_old_bundle(stores, profiles,
                                                                            demo_bundle):

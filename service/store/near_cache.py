@@ -30,7 +30,9 @@ Contract:
   computed from is still the one held.
 
 Values are the raw bytes (or ``None`` for an absent key), decoded per request as before: a
-decoded profile could be changed by one request under another.
+decoded profile could be changed by one request under another. The entries are ``gc=False``
+Structs, so the garbage collector walks none of the up to ``capacity`` entries (nor, with
+:mod:`service.kept`'s answers, their memos) in its full collections.
 """
 
 from __future__ import annotations
@@ -39,7 +41,18 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 Value = bytes | None
+
+
+class _Held(msgspec.Struct, gc=False):
+    """One key's held value, until when it is fresh, and the memo it shares (or ``None``).
+    ``gc=False``: it refers to nothing that could lead back to it."""
+
+    expires: float
+    value: Value
+    memo: dict | None = None
 
 
 class NearCache:
@@ -52,8 +65,7 @@ class NearCache:
         self.enabled = False
         self.epoch = 0
         self.hits = self.misses = 0
-        # key -> [expires at, value, memo dict or None]
-        self._values: dict[str, list] = {}
+        self._values: dict[str, _Held] = {}
         self._pending: dict[str, int] = {}  # key -> reads of it in flight
         self._overtaken: set[str] = set()  # pending keys invalidated since their read began
 
@@ -69,10 +81,10 @@ class NearCache:
         found = []
         for key in keys:
             entry = values.get(key)
-            if entry is None or entry[0] <= now:
+            if entry is None or entry.expires <= now:
                 self.misses += 1
                 return None
-            found.append(entry[1])
+            found.append(entry.value)
         self.hits += 1
         return found
 
@@ -86,16 +98,16 @@ class NearCache:
         entries = []
         for key, value in zip(keys, values):
             entry = held.get(key)
-            if entry is None or entry[0] <= now or (entry[1] is not value
-                                                    and entry[1] != value):
+            if entry is None or entry.expires <= now or (entry.value is not value
+                                                         and entry.value != value):
                 return None
             entries.append(entry)
-        memo = entries[0][2]
-        if memo is None or any(entry[2] is not memo for entry in entries):
+        memo = entries[0].memo
+        if memo is None or any(entry.memo is not memo for entry in entries):
             memo = {}
             for entry in entries:
                 _drop_memo(entry)
-                entry[2] = memo
+                entry.memo = memo
         return memo
 
     def begin(self, keys: Sequence[str]) -> int:
@@ -124,14 +136,14 @@ class NearCache:
             if keep:
                 # re-inserted last: the eviction order is the read order
                 entry = held.pop(key, None)
-                if entry is not None and entry[1] == values[i]:
-                    entry[0] = expires  # unchanged: the same value and memo, renewed
+                if entry is not None and entry.value == values[i]:
+                    entry.expires = expires  # unchanged: the same value and memo, renewed
                 else:
                     if entry is not None:
                         _drop_memo(entry)
                     elif len(held) >= self.capacity:
                         _drop_memo(held.pop(next(iter(held))))
-                    entry = [expires, values[i], None]
+                    entry = _Held(expires, values[i])
                 held[key] = entry
 
     def invalidate(self, keys: Sequence[str]) -> None:
@@ -159,9 +171,9 @@ class NearCache:
         return counts
 
 
-def _drop_memo(entry: list) -> None:
+def _drop_memo(entry: _Held) -> None:
     """Empty the memo an entry shares (every value it was computed from goes with it)."""
-    memo = entry[2]
+    memo = entry.memo
     if memo is not None:
         memo.clear()
-        entry[2] = None
+        entry.memo = None
