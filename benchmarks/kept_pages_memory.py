@@ -78,6 +78,7 @@ async def measure(bundle: Bundle, redis_url: str, customers: int, n: int, kind: 
         tracemalloc.stop()
         grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
         del before, after  # the snapshots are not the worker's
+        gc.collect()
         count = len(users) - WARM_UP
         tracked = len(gc.get_objects()) - tracked_before
         pauses = []

@@ -130,7 +130,9 @@ class HomepageService:
         if market is not None:
             self.recommender.resolve_market(catalog, market)  # 400 before touching the store
         raw = await self.recommender.read(user_id)
-        variant = (n, market, wanted, self.recommender.default_market)
+        # flat (``wanted`` is never empty): a tuple within a tuple stays tracked by the garbage
+        # collector one collection longer (service/kept.py)
+        variant = (n, market, self.recommender.default_market, *(wanted or ()))
         answer = kept.recall(raw, KIND, catalog, variant, self.clock())
         if answer is not None:
             return answer

@@ -13,12 +13,14 @@ the latest: a worker's memory is bounded by the near cache's size, not by what r
 An id the store knows nothing of keeps nothing (its answer is the market's, for anyone).
 
 What is kept is never walked by the garbage collector: :class:`Kept` and the answers are
-``gc=False`` Structs of strings, numbers, tuples and encoded JSON, so the memo that holds them is
-not tracked either (``tests/test_recommendations_kept.py`` checks it). A full collection walks
-every tracked object, and a worker keeps answers for every customer in its near cache: with the
-answers tracked, a full collection took about 117 ms with 20,000 customers' answers kept
-(benchmarks/kept_pages_memory.py, RESULTS.md), and a worker whose near cache fills with new
-customers runs one every few thousand of them.
+``gc=False`` Structs of strings, numbers, flat tuples of those and encoded JSON (and the weak
+reference to the bundle, one per bundle), so the memo that holds them is not tracked either
+(``tests/test_recommendations_kept.py`` checks it). An answer kept here must never hold a list,
+a dict or another mutable container. A full collection walks every tracked object, and a worker
+keeps answers for every customer in its near cache: with the answers tracked, a full collection
+took 103-117 ms with 20,000 customers' answers kept (benchmarks/kept_pages_memory.py,
+RESULTS.md), and a worker whose near cache fills with new customers runs one every few thousand
+of them.
 """
 
 from __future__ import annotations

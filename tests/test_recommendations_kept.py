@@ -110,15 +110,17 @@ async def test_nothing_the_near_cache_keeps_is_walked_by_the_garbage_collector(s
         await pages.for_user(user, n=5, sections="for_you,trending")
     gc.collect()  # untracks the tuples whose contents are untracked, as any collection does
     held = recommender.store.near._values
-    kept = [k for entry in held.values() if entry.memo for k in entry.memo.values()]
+    memos = list({id(e.memo): e.memo for e in held.values() if e.memo}.values())  # shared
+    kept = [k for memo in memos for k in memo.values()]
     assert {type(k.answer).__name__ for k in kept} == {"Recommendations", "Homepage"}
-    tracked = [o for o in [held, *held.values(), *(e.memo for e in held.values() if e.memo)]
-               if gc.is_tracked(o)]
+    assert len(kept) == 2 * len(users), "both answers kept for each known customer"
+    tracked = [o for o in [held, *held.values(), *memos] if gc.is_tracked(o)]
     for k in kept:
         fields = [getattr(k.answer, f) for f in k.answer.__struct_fields__]
         tracked += [o for o in [k, k.variant, k.answer, *fields, *getattr(k.answer, "items", ())]
                     if gc.is_tracked(o)]
     assert not tracked, f"{len(tracked)} tracked, e.g. {[type(o).__name__ for o in tracked[:5]]}"
+
 
 async def test_a_hot_swap_builds_the_answer_again_and_frees_the_old_bundle(stores, profiles,
                                                                            demo_bundle):
