@@ -130,9 +130,7 @@ class HomepageService:
         if market is not None:
             self.recommender.resolve_market(catalog, market)  # 400 before touching the store
         raw = await self.recommender.read(user_id)
-        # flat (``wanted`` is never empty): a tuple within a tuple stays tracked by the garbage
-        # collector one collection longer (service/kept.py)
-        variant = (n, market, self.recommender.default_market, *(wanted or ()))
+        variant = self._variant(n, market, wanted)
         answer = kept.recall(raw, KIND, catalog, variant, self.clock())
         if answer is not None:
             return answer
@@ -167,7 +165,7 @@ class HomepageService:
         wanted = parse_sections(sections)
         catalog, _ = self.recommender.snapshot()
         self.view(catalog)  # first: a swapped bundle empties the kept pages
-        variant = (n, market, wanted, self.recommender.default_market)
+        variant = self._variant(n, market, wanted)
         kept = self._anonymous.get(variant)
         if kept is not None:
             return kept
@@ -176,6 +174,12 @@ class HomepageService:
             self._anonymous.clear()
         self._anonymous[variant] = answer
         return answer
+
+    def _variant(self, n: int, market: str | None, wanted: tuple[str, ...] | None) -> tuple:
+        """All the query and settings a page depends on, as one flat tuple (``wanted`` is never
+        empty): a tuple within a tuple stays tracked by the garbage collector one collection
+        longer (:mod:`service.kept`)."""
+        return (n, market, self.recommender.default_market, *(wanted or ()))
 
     def _page(self, catalog: Catalog, audience: str, profile: BatchProfile | None,
               live: LiveState | None, market: str | None, n: int,
