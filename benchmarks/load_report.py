@@ -220,8 +220,8 @@ def machine() -> str:
             break
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal"))
-    versions = ", ".join(f"{name} {_version(name)}"
-                         for name in ("litestar", "granian", "uvicorn", "redis", "msgspec"))
+    names = ("litestar", "granian", "uvicorn", "uvloop", "httptools", "redis", "msgspec")
+    versions = ", ".join(f"{name} {_version(name)}" for name in names)
     wrk = subprocess.run(["wrk", "--version"], check=False, capture_output=True,
                          text=True).stdout.split()
     return (f"{os.cpu_count()} cores ({cpu}), {mem_kb / 2**20:.1f} GiB RAM, "
